@@ -1,0 +1,175 @@
+"""Where the 50 landmarks are: names, places and map links for the class folders.
+
+The dataset names its classes after folders such as ``09.Golden_Gate_Bridge``.
+This module turns those folder names into something a person can read, and
+knows, for each of the 50 landmarks, its display name, city or region,
+country and coordinates (decimal degrees, WGS84), from the table
+``landmarks.csv`` that ships inside the package::
+
+    >>> from landmarklib.places import display_name, place_for
+    >>> display_name("09.Golden_Gate_Bridge")
+    'Golden Gate Bridge'
+    >>> place_for("Golden Gate Bridge").where
+    'San Francisco, United States'
+
+Two kinds of name are used, on purpose:
+
+* :func:`display_name` is a plain rule that works for *any* dataset laid out
+  as one folder per class: drop a leading ``NN.`` number and turn underscores
+  into spaces. It never looks at the table.
+* :attr:`Place.name` is the name from the table, which may be nicer
+  (``Wrocław's Dwarves`` where the folder says ``04.Wroclaws_Dwarves``).
+
+A landmark is a point here, even when the real thing is not:
+
+* National parks use a well-known point inside them (Haleakalā and Mount
+  Rainier: the summit; Yellowstone: Old Faithful; Death Valley: Furnace Creek;
+  Grand Canyon: Mather Point on the South Rim; Banff: the town; Badlands: the
+  Sage Creek area of the North Unit).
+* The Great Barrier Reef, 2,300 km long, uses a representative point off
+  Townsville, Queensland (-18.2871, 147.6992).
+* The Great Wall of China uses Badaling, the most visited section, near Beijing.
+* The Dead Sea, shared by Israel, Jordan and the West Bank, uses Ein Bokek on
+  its western shore, where many visitors' photos are taken.
+* Niagara Falls, on the Canada–United States border, uses the Horseshoe Falls
+  seen from Niagara Falls, Ontario; the Matterhorn, on the Swiss–Italian
+  border, is listed under Zermatt, Switzerland.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+
+__all__ = ["Place", "all_places", "display_name", "place_for"]
+
+_TABLE = "landmarks.csv"
+_COLUMNS = ["folder", "name", "city", "country", "latitude", "longitude"]
+_NUMERIC_PREFIX = re.compile(r"^\d+\.")
+
+
+@dataclass(frozen=True)
+class Place:
+    """One landmark and where it is.
+
+    Attributes:
+        folder: The class folder in the dataset, e.g. ``"16.Eiffel_Tower"``.
+        name: The name a person would write, e.g. ``"Eiffel Tower"``.
+        city: City or region, e.g. ``"Paris"`` or ``"Maui, Hawaii"``.
+        country: Country, e.g. ``"France"``.
+        latitude: Degrees north (negative south), WGS84.
+        longitude: Degrees east (negative west), WGS84.
+    """
+
+    folder: str
+    name: str
+    city: str
+    country: str
+    latitude: float
+    longitude: float
+
+    @property
+    def where(self) -> str:
+        """City (or region) and country, e.g. ``"San Francisco, United States"``."""
+        return ", ".join(part for part in (self.city, self.country) if part)
+
+    @property
+    def map_url(self) -> str:
+        """A link to the landmark on OpenStreetMap, with a marker, at street zoom."""
+        lat, lon = f"{self.latitude:.4f}", f"{self.longitude:.4f}"
+        return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=14/{lat}/{lon}"
+
+
+def display_name(folder: str) -> str:
+    """Turn a class folder name into a readable name.
+
+    The rule works for any dataset with one folder per class: a leading
+    numeric prefix such as ``09.`` is dropped and underscores become spaces.
+    It does not consult the landmark table.
+
+    Args:
+        folder: A class folder name, e.g. ``"09.Golden_Gate_Bridge"``.
+
+    Returns:
+        The readable name, e.g. ``"Golden Gate Bridge"``.
+
+    Raises:
+        ValueError: If ``folder`` is empty or leaves nothing after the rule.
+
+    Examples:
+        >>> display_name("09.Golden_Gate_Bridge")
+        'Golden Gate Bridge'
+        >>> display_name("Faces_easy")
+        'Faces easy'
+    """
+    name = _NUMERIC_PREFIX.sub("", folder).replace("_", " ").strip()
+    if not name:
+        raise ValueError(f"cannot make a display name from folder name {folder!r}")
+    return name
+
+
+@functools.cache
+def all_places() -> tuple[Place, ...]:
+    """All 50 landmarks, in the order of their class folders.
+
+    The table is read once from the package and then cached.
+
+    Returns:
+        One :class:`Place` per landmark, ``00.Haleakala_National_Park`` first.
+
+    Raises:
+        ValueError: If the packaged table does not have the expected columns.
+    """
+    text = resources.files("landmarklib").joinpath(_TABLE).read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != _COLUMNS:
+        raise ValueError(f"{_TABLE}: expected columns {_COLUMNS}, found {reader.fieldnames}")
+    places = [
+        Place(
+            folder=row["folder"],
+            name=row["name"],
+            city=row["city"],
+            country=row["country"],
+            latitude=float(row["latitude"]),
+            longitude=float(row["longitude"]),
+        )
+        for row in reader
+    ]
+    return tuple(sorted(places, key=lambda place: place.folder))
+
+
+def place_for(class_name_or_folder: str) -> Place | None:
+    """Find a landmark by folder, plain display name or table name.
+
+    The match ignores case and surrounding spaces, so ``"16.Eiffel_Tower"``,
+    ``"Eiffel Tower"`` and ``"eiffel tower"`` all find the Eiffel Tower.
+
+    Args:
+        class_name_or_folder: A class folder name, the :func:`display_name`
+            of one, or the landmark's name from the table.
+
+    Returns:
+        The matching :class:`Place`, or ``None`` for a class this table does
+        not know (for example one from another dataset).
+    """
+    return _lookup().get(_key(class_name_or_folder))
+
+
+def _key(text: str) -> str:
+    """Normalise a name for case-insensitive lookup."""
+    return unicodedata.normalize("NFC", text).strip().casefold()
+
+
+@functools.cache
+def _lookup() -> dict[str, Place]:
+    """Map every accepted spelling of each landmark to its place."""
+    index: dict[str, Place] = {}
+    for place in all_places():
+        for spelling in (place.folder, display_name(place.folder), place.name):
+            index.setdefault(_key(spelling), place)
+    return index
