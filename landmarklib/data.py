@@ -119,7 +119,7 @@ def data_root(path: str | os.PathLike | None = None, *, download: bool = False) 
 
 def download_landmarks(
     dest: str | os.PathLike | None = None,
-    url: str = DATASET_URL,
+    url: str | None = None,
     known_hash: str | None = None,
     progressbar: bool = True,
 ) -> Path:
@@ -133,7 +133,7 @@ def download_landmarks(
     Args:
         dest: folder to download into (default :func:`cache_dir`). The photos end up in
             ``<dest>/landmark_images/``.
-        url: where the zip is (default :data:`DATASET_URL`).
+        url: where the zip is (default :data:`DATASET_URL`, read when called).
         known_hash: ``"sha256:..."`` or ``"md5:..."`` of the zip, checked by pooch; ``None``
             skips the check.
         progressbar: show a tqdm progress bar.
@@ -151,7 +151,7 @@ def download_landmarks(
     dest.mkdir(parents=True, exist_ok=True)
     root = dest / "landmark_images"
     zip_path = pooch.retrieve(
-        url, known_hash=known_hash, fname="landmark_images.zip", path=dest, progressbar=progressbar
+        url or DATASET_URL, known_hash=known_hash, fname="landmark_images.zip", path=dest, progressbar=progressbar
     )
     if not root.is_dir():
         _unzip_atomically(Path(zip_path), root)

@@ -1,0 +1,92 @@
+"""landmarklib.images: every kind of photo opens as upright RGB; bad files say what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmarklib import images
+from landmarklib.images import ImageError, image_from_bytes, open_image
+
+
+def _save(image: Image.Image, path, **kwargs):
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.mark.parametrize(
+    "mode, suffix",
+    [("RGB", ".jpg"), ("L", ".jpg"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("P", ".gif"),
+     ("LA", ".png"), ("RGB", ".webp"), ("RGB", ".bmp"), ("RGB", ".tiff")],
+)
+def test_every_colour_mode_opens_as_rgb(tmp_path, mode, suffix):
+    image = Image.new("RGB", (40, 30), (200, 30, 60)).convert(mode)
+    path = _save(image, tmp_path / f"photo{suffix}")
+    opened = open_image(path)
+    assert opened.mode == "RGB"
+    assert opened.size == (40, 30)
+
+
+def test_16_bit_png_is_scaled_to_8_bits(tmp_path):
+    pixels = np.full((8, 8), 65535, dtype=np.uint16)
+    pixels[0, 0] = 0
+    path = tmp_path / "deep.png"
+    Image.fromarray(pixels).save(path)
+    assert Image.open(path).mode.startswith("I")
+    opened = np.asarray(open_image(path))
+    assert opened.dtype == np.uint8
+    assert opened[1, 1].tolist() == [255, 255, 255]
+    assert opened[0, 0].tolist() == [0, 0, 0]
+
+
+def test_transparent_areas_become_white(tmp_path):
+    image = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    path = _save(image, tmp_path / "clear.png")
+    assert np.asarray(open_image(path))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = Image.new("RGB", (60, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    path = _save(image, tmp_path / "sideways.jpg", exif=exif)
+    assert Image.open(path).size == (60, 20)
+    assert open_image(path).size == (20, 60)
+
+
+def test_bad_files_name_the_file_and_the_problem(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    good = _save(Image.new("RGB", (64, 64), "green"), tmp_path / "good.jpg", quality=95)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    cases = {
+        tmp_path / "missing.jpg": "no such file",
+        tmp_path: "is a folder",
+        empty: "empty",
+        text: "not an image",
+        truncated: "truncated",
+    }
+    for path, words in cases.items():
+        with pytest.raises(ImageError) as caught:
+            open_image(path)
+        assert str(path) in str(caught.value)
+        assert words in str(caught.value)
+
+
+def test_decompression_bomb_guard(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100)
+    path = _save(Image.new("RGB", (20, 20)), tmp_path / "big.png")
+    with pytest.raises(ImageError, match="more than the 100 pixels"):
+        open_image(path)
+
+
+def test_bytes_and_file_give_the_same_image(tmp_path):
+    path = _save(Image.new("RGB", (9, 7), (1, 2, 3)), tmp_path / "x.png")
+    from_bytes = image_from_bytes(memoryview(path.read_bytes()), name="x.png")
+    assert np.array_equal(np.asarray(from_bytes), np.asarray(open_image(path)))
+    with pytest.raises(ImageError, match="upload.png: the file is empty"):
+        image_from_bytes(b"", name="upload.png")
