@@ -453,7 +453,7 @@ class DecodedPhotos(Dataset):
         resize = v2.Compose([v2.ToImage(), v2.Resize(short_side, antialias=True)])
 
         def decode(sample):
-            return resize(open_image(sample[0])).as_subclass(torch.Tensor)
+            return resize(open_image(sample[0], short_side)).as_subclass(torch.Tensor)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             self.images = list(
@@ -744,8 +744,8 @@ def resized_copy(
     The copy is a dataset folder like any other (``train/NN.Name/*.jpg``, ``test/...``), so
     every function here works on it unchanged. Built once (with a progress bar, two threads);
     a later call rewrites only the photos whose source changed (size or modification time)
-    and removes copies whose source is gone. Photos already smaller than ``short_side`` are
-    re-encoded at their size. Unreadable photos are skipped with a warning.
+    and removes copies whose source is gone. Photos whose short side is already at most
+    ``short_side`` are copied as they are. Unreadable photos are skipped with a warning.
 
     Args:
         root: the original dataset folder.
@@ -765,47 +765,60 @@ def resized_copy(
     manifest_path = dest / "manifest.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     report = check_layout(root)
-    sources = {str(p.relative_to(root)): p for s in report.files for p, _ in report.files[s]}
-    manifest: dict[str, str] = {}
+    manifest: dict[str, dict] = {}
     todo = []
-    for rel, path in sources.items():
-        stat = path.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{short_side}:{quality}"
-        target = dest / Path(rel).with_suffix(".jpg")
-        manifest[rel] = stamp
-        if old.get(rel) != stamp or not target.is_file():
-            todo.append((path, target))
+    for split in report.files:
+        for path, _ in report.files[split]:
+            rel = str(path.relative_to(root))
+            stat = path.stat()
+            stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{short_side}:{quality}"
+            if rel in old and old[rel]["stamp"] == stamp and (dest / old[rel]["copy"]).is_file():
+                manifest[rel] = old[rel]
+            else:
+                todo.append((rel, path, stamp))
 
     def write(job):
-        path, target = job
+        rel, path, stamp = job
         try:
-            image = open_image(path)
-        except ImageError as error:
-            return str(error)
-        scale = short_side / min(image.size)
-        if scale < 1:
-            new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            with Image.open(path) as header:
+                small = min(header.size) <= short_side
+            if small:  # nothing to gain by re-encoding: copy the file as it is
+                target = dest / rel
+                image = None
+            else:
+                target = dest / Path(rel).with_suffix(".jpg")
+                image = open_image(path, short_side=short_side)
+        except (ImageError, OSError) as error:
+            return rel, None, str(error)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        image.save(tmp, "JPEG", quality=quality)
+        if image is None:
+            shutil.copyfile(path, tmp)
+        else:
+            scale = short_side / min(image.size)
+            new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+            image.save(tmp, "JPEG", quality=quality)
         os.replace(tmp, target)
-        return None
+        return rel, {"stamp": stamp, "copy": str(target.relative_to(dest))}, None
 
+    errors = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        errors = [
-            e for e in tqdm(pool.map(write, todo), total=len(todo), disable=not progress or not todo,
-                            desc=f"Resizing to {short_side} px") if e
-        ]
+        jobs = pool.map(write, todo)
+        for rel, entry, error in tqdm(jobs, total=len(todo), desc=f"Resizing to {short_side} px",
+                                      disable=not progress or not todo):
+            if error:
+                errors.append(error)
+            else:
+                manifest[rel] = entry
     if errors:
         warnings.warn(f"Skipped {len(errors)} unreadable photos: " + "; ".join(errors[:10]))
-    wanted = {dest / Path(rel).with_suffix(".jpg") for rel in sources}
+    wanted = {dest / entry["copy"] for entry in manifest.values()}
     for split in SPLITS:
-        for stale in (dest / split).rglob("*.jpg") if (dest / split).is_dir() else []:
-            if stale not in wanted:
+        for stale in (dest / split).rglob("*") if (dest / split).is_dir() else []:
+            if stale.is_file() and stale not in wanted:
                 stale.unlink()
-    for split in SPLITS:  # empty class folders keep train/ and test/ classes aligned
-        for name in report.classes:
+        for name in report.classes:  # keep class folders aligned even if one is emptied
             (dest / split / name).mkdir(parents=True, exist_ok=True)
     _write_json_atomically(manifest_path, manifest)
     return dest

@@ -44,11 +44,14 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
+def open_image(path: str | os.PathLike, short_side: int | None = None) -> Image.Image:
     """Open a photo file as an upright 8-bit RGB image.
 
     Args:
         path: a photo file (JPEG, PNG, GIF, BMP, WebP or TIFF; any colour mode).
+        short_side: a hint that the caller will shrink the photo to this short side (pixels):
+            a JPEG is then decoded at 1/2, 1/4 or 1/8 scale where that still leaves at least
+            ``short_side`` pixels (PIL's ``draft`` mode), which is several times faster.
 
     Returns:
         A fully decoded ``PIL.Image.Image`` in mode ``"RGB"`` (8 bits per channel), rotated
@@ -64,15 +67,18 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     if path.is_dir():
         raise ImageError(path, "is a folder, not a photo")
     data = path.read_bytes()
-    return image_from_bytes(data, name=path)
+    return image_from_bytes(data, name=path, short_side=short_side)
 
 
-def image_from_bytes(data: bytes | memoryview, name: str | os.PathLike = "<upload>") -> Image.Image:
+def image_from_bytes(
+    data: bytes | memoryview, name: str | os.PathLike = "<upload>", short_side: int | None = None
+) -> Image.Image:
     """Decode a photo held in memory (an upload, say) exactly as :func:`open_image` does.
 
     Args:
         data: the bytes of the file.
         name: what to call the file in error messages.
+        short_side: see :func:`open_image`.
 
     Returns:
         A fully decoded upright ``PIL.Image.Image`` in mode ``"RGB"``.
@@ -94,6 +100,9 @@ def image_from_bytes(data: bytes | memoryview, name: str | os.PathLike = "<uploa
                     f"the image is {width}x{height} pixels, more than the {MAX_PIXELS:,} "
                     "pixels accepted (a guard against decompression bombs)",
                 )
+            if short_side and image.format == "JPEG" and min(width, height) > 2 * short_side:
+                scale = short_side / min(width, height)
+                image.draft("RGB", (round(width * scale), round(height * scale)))
             image.load()
     except ImageError:
         raise

@@ -322,3 +322,11 @@ def test_data_root_downloads_on_request(tmp_path, monkeypatch):
     with _Server(_zip_of(data.tiny_data_root())) as server:
         monkeypatch.setattr(data, "DATASET_URL", server.url)
         assert data.data_root(download=True) == tmp_path / "landmark_images"
+
+
+def test_resized_copy_copies_small_photos_as_they_are(tiny_copy, tmp_path):
+    out = data.resized_copy(tiny_copy, short_side=100, dest=tmp_path / "r", progress=False)
+    source = sorted((tiny_copy / "train" / "16.Eiffel_Tower").glob("*.jpg"))[0]  # 96 x 96
+    assert (out / "train/16.Eiffel_Tower" / source.name).read_bytes() == source.read_bytes()
+    haleakala = sorted((out / "train/00.Haleakala_National_Park").glob("*.jpg"))[0]  # 160 x 120
+    assert min(Image.open(haleakala).size) == 100

@@ -90,3 +90,11 @@ def test_bytes_and_file_give_the_same_image(tmp_path):
     assert np.array_equal(np.asarray(from_bytes), np.asarray(open_image(path)))
     with pytest.raises(ImageError, match="upload.png: the file is empty"):
         image_from_bytes(b"", name="upload.png")
+
+
+def test_short_side_hint_decodes_large_jpegs_at_reduced_scale(tmp_path):
+    path = _save(Image.new("RGB", (1000, 800), (10, 200, 30)), tmp_path / "large.jpg")
+    reduced = open_image(path, short_side=150)
+    assert reduced.size == (250, 200)  # 1/4 scale still leaves at least 150 px
+    assert open_image(path, short_side=500).size == (1000, 800)
+    assert np.abs(np.asarray(reduced, dtype=int)[100, 100] - [10, 200, 30]).max() < 8
