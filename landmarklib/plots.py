@@ -155,3 +155,129 @@ def photo(image: Image.Image, title: str) -> Figure:
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def loss_curves(histories: Mapping[str, object], title: str = "Loss per epoch") -> Figure:
+    """Training (dashed) and validation (solid) loss per epoch, for one or several runs.
+
+    Args:
+        histories: ``{label: history}`` with each history a
+            :class:`landmarklib.training.History` (or its ``to_dict()``), e.g.
+            ``{"custom init": h1, "default init": h2}``.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Custom or default initialisation?'.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (label, history) in enumerate(histories.items()):
+        h = history if isinstance(history, Mapping) else history.to_dict()
+        epochs = np.arange(1, len(h["train_loss"]) + 1)
+        colour = f"C{i}"
+        ax_loss.plot(epochs, h["train_loss"], "--", color=colour, label=f"{label}: training")
+        ax_loss.plot(epochs, h["valid_loss"], "-", color=colour, label=f"{label}: validation")
+        best = int(np.argmin(h["valid_loss"]))
+        ax_loss.plot(epochs[best], h["valid_loss"][best], "o", color=colour)
+        ax_acc.plot(epochs, h["train_acc"], "--", color=colour)
+        ax_acc.plot(epochs, h["valid_acc"], "-", color=colour, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title=title)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy (dashed: training)")
+    ax_acc.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
+    ax_loss.legend(fontsize=8)
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def overfit_curves(results: Mapping[str, object]) -> Figure:
+    """Loss per step of :func:`landmarklib.training.overfit_one_batch`, one line per network,
+    with each run's threshold.
+
+    Args:
+        results: ``{label: OverfitResult}``.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Overfit one batch'.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, result) in enumerate(results.items()):
+        verdict = "passed" if result.passed else "failed"
+        ax.plot(np.arange(1, len(result.losses) + 1), result.losses, color=f"C{i}",
+                label=f"{label} ({verdict}, final loss {result.losses[-1]:.3f})")
+        ax.axhline(result.threshold, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="step", ylabel="loss on the batch", yscale="log", title="Overfit one batch")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str],
+                     title: str = "Confusion matrix (rows: truth, columns: prediction)") -> Figure:
+    """The confusion matrix as an image, each row divided by its class's number of photos.
+
+    Args:
+        confusion: int64 ``(C, C)``, e.g. ``EvaluationResult.confusion``.
+        class_names: ``C`` names.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    n = len(class_names)
+    size = min(14, 3 + 0.22 * n)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    shown = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), class_names, fontsize=7)
+    ax.set_title(title)
+    fig.colorbar(shown, ax=ax, fraction=0.046, label="share of the class's photos")
+    fig.tight_layout()
+    return fig
+
+
+def mistakes_gallery(paths: Sequence[str | os.PathLike], log_probs: torch.Tensor,
+                     labels: torch.Tensor, indices: Sequence[int], class_names: Sequence[str],
+                     columns: int = 4) -> Figure:
+    """Photos the model got wrong, each titled "predicted (probability) / truth".
+
+    Args:
+        paths: the file of every evaluated photo, in evaluation order.
+        log_probs: float ``(N, C)``; labels: int64 ``(N,)``.
+        indices: which photos to show, e.g. from
+            :func:`landmarklib.evaluation.most_confident_mistakes`.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
+    """
+    titles, samples = [], []
+    for i in [int(i) for i in indices]:
+        probability, predicted = log_probs[i].exp().max(dim=0)
+        titles.append(f"{class_names[int(predicted)]} ({float(probability):.0%})\n"
+                      f"truth: {class_names[int(labels[i])]}")
+        samples.append((paths[i], int(labels[i])))
+    return sample_grid(samples, class_names, columns=columns, titles=titles)
+
+
+def top_k_bars(names: Sequence[str], probabilities: Sequence[float], ax=None,
+               title: str | None = None) -> Figure:
+    """Horizontal bars of the top-k landmarks' probabilities, most likely on top.
+
+    Used by the upload box in notebook 04 (:mod:`landmarklib.app`).
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 0.45 * len(names) + 0.8))
+    else:
+        fig = ax.figure
+    positions = np.arange(len(names))[::-1]
+    ax.barh(positions, probabilities, color="C0")
+    ax.set_yticks(positions, names)
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
+    for y, p in zip(positions, probabilities):
+        ax.text(min(p + 0.02, 0.85), y, f"{p:.0%}", va="center", fontsize=9)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

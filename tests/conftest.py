@@ -22,3 +22,31 @@ def _private_cache(tmp_path_factory, monkeypatch):
 def tiny_copy(tmp_path) -> Path:
     """A writable copy of the tiny dataset shipped in the package."""
     return Path(shutil.copytree(tiny_data_root(), tmp_path / "landmark_images"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A real transfer model (frozen Lite0 + head) trained for a few seconds on the tiny data.
+
+    It tells the tiny data's 7 landmarks apart well enough for tests of inference and the apps
+    (its test accuracy is not a claim about anything)."""
+    import torch
+
+    from landmarklib import data, export, transfer
+
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    model = transfer.build_transfer_model(7, hidden=64)
+    spec = model.spec
+    loaders = data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
+                                std=spec.std, augment=False, in_memory=False, num_workers=0,
+                                progress=False)
+    features, labels = transfer.extract_features(model.backbone, loaders.train, progress=False)
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=3e-3)
+    model.head.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        torch.nn.functional.nll_loss(model.head(features), labels).backward()
+        optimizer.step()
+    return export.save_model(folder / "tiny_model.pt", model.eval(), loaders.classes,
+                             spec.input_size, spec.mean, spec.std)

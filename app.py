@@ -1,0 +1,106 @@
+"""Landmark tagger: a Gradio web app. Upload a photo, get the most likely landmarks.
+
+Run it (the Gradio extra is not part of the core package)::
+
+    pip install -e ".[web]"
+    python app.py                      # then open http://127.0.0.1:7860
+    python app.py --model my_model.pt --port 8000
+
+This file sits at the repository root because that is where a Hugging Face Space looks for
+``app.py``; a Space sets ``GRADIO_SERVER_NAME=0.0.0.0``, which this app honours.
+
+It uses the same predictor as everything else (:func:`landmarklib.inference.get_predictor`, the
+model file read once), and passes Gradio the uploaded file itself, so its answers are exactly
+those of :func:`landmarklib.inference.predict_landmarks` for the same photo. The model file is
+found as :func:`landmarklib.inference.model_path` finds it: ``--model``, else
+``$LANDMARKLIB_MODEL``, else where notebook 03 and ``landmarklib train`` save it.
+
+See docs/apps.md for the three apps (this one, the notebook upload box and the Voila page).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a teaching app
+
+import gradio as gr  # noqa: E402
+
+from landmarklib.app import MAX_K  # noqa: E402
+from landmarklib.data import tiny_data_root  # noqa: E402
+from landmarklib.images import ImageError  # noqa: E402
+from landmarklib.inference import get_predictor, predict_with_probabilities  # noqa: E402
+from landmarklib.places import place_for  # noqa: E402
+
+#: One test photo of each landmark in the tiny subset shipped with the package.
+EXAMPLES = [sorted(folder.glob("*.jpg"))[0]
+            for folder in sorted((tiny_data_root() / "test").iterdir()) if folder.is_dir()]
+
+
+def classify(image_path: str | None, k: int, model: str | os.PathLike | None = None
+             ) -> tuple[dict[str, float], str]:
+    """The ``k`` most likely landmarks of a photo, and where the most likely one is.
+
+    Returns:
+        ``({landmark: probability}, sentence)``: what ``gr.Label`` and ``gr.Markdown`` show.
+    """
+    if image_path is None:
+        raise gr.Error("Upload a photo first.")
+    try:
+        top = predict_with_probabilities(image_path, int(k), model)
+    except ImageError as error:
+        raise gr.Error(f"Cannot use {Path(error.path).name}: {error.reason}") from None
+    place = place_for(top[0][0])
+    where = f"The {place.name} is in {place.where} ([map]({place.map_url}))." if place else ""
+    return dict(top), where
+
+
+def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
+    """The Gradio app: a photo and a ``k`` slider in; the top ``k`` and the place out.
+
+    Raises:
+        FileNotFoundError: there is no model file yet (the message says how to make one).
+    """
+    predictor = get_predictor(model)  # load the model now: fail at start, not at first photo
+    most = min(MAX_K, len(predictor.class_names))
+    return gr.Interface(
+        fn=lambda image_path, k: classify(image_path, k, model),
+        inputs=[
+            gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"]),
+            gr.Slider(1, most, value=min(3, most), step=1, label="How many landmarks (k)"),
+        ],
+        outputs=[
+            gr.Label(num_top_classes=most, label="Most likely landmarks"),
+            gr.Markdown(label="Where"),
+        ],
+        examples=[[str(path), 3] for path in EXAMPLES],
+        cache_examples=False,
+        flagging_mode="never",
+        title="Landmark tagger",
+        description=(f"Which of {len(predictor.class_names)} famous landmarks is in your photo, "
+                     "and where was it taken? A CNN from the landmarklib course."),
+        api_name="predict",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py [--model PATH] [--host HOST] [--port PORT]``: serve the app."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL, else the "
+                                        "one notebook 03 saves)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1: this computer only)")
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args(argv)
+    try:
+        demo = build_demo(args.model)
+    except FileNotFoundError as error:  # no model yet: say how to make one, no traceback
+        parser.exit(1, f"{error}\n")
+    demo.launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The ``landmarklib`` command: download, check, train, evaluate, predict.
+
+    landmarklib download                         # the real dataset, into the cache folder
+    landmarklib check [--data DIR]               # layout report
+    landmarklib train transfer [--data DIR] [--epochs 30] [--out FILE]
+    landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
+    landmarklib evaluate [--model FILE] [--data DIR]
+    landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE]
+
+Exit status: 0 on success; 1 when something went wrong (one line on stderr says what; with
+``predict``, the other photos are still answered); 2 for a command line that makes no sense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from landmarklib.images import ImageError, is_image_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, ImageError, RuntimeError) as error:
+        print(f"landmarklib {args.command}: error: {error}".splitlines()[0], file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"landmarklib {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="landmarklib", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    download = commands.add_parser("download", help="download and unzip the landmark dataset")
+    download.add_argument("--dest", help="folder to download into (default: the cache folder)")
+    download.set_defaults(run=_download)
+
+    check = commands.add_parser("check", help="check a dataset folder's layout")
+    check.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    check.add_argument("--decode", action="store_true", help="fully decode every photo")
+    check.set_defaults(run=_check)
+
+    train = commands.add_parser("train", help="train a model and save it")
+    train.add_argument("kind", choices=("transfer", "scratch"))
+    train.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    train.add_argument("--out", help="model file to write")
+    train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    train.add_argument("--batch-size", type=int, help="batch size (default: the recipe's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--backbone", default="efficientnet_lite0",
+                       help="transfer: pre-trained backbone (efficientnet_lite0 works offline)")
+    train.add_argument("--checkpoint", help="scratch: checkpoint file, to resume a killed run")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
+    evaluate.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
+    evaluate.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="the most likely landmarks in photos")
+    predict.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER")
+    predict.add_argument("-k", type=int, default=5, help="how many landmarks per photo (5)")
+    predict.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
+    predict.add_argument("--json", action="store_true", help="print one JSON document")
+    predict.set_defaults(run=_predict)
+    return parser
+
+
+def _download(args) -> int:
+    from landmarklib.data import download_landmarks
+
+    print(download_landmarks(args.dest))
+    return 0
+
+
+def _check(args) -> int:
+    from landmarklib.data import check_layout, data_root
+
+    report = check_layout(data_root(args.data), decode=args.decode)
+    print(report)
+    return 1 if report.problems else 0
+
+
+def _train(args) -> int:
+    from dataclasses import replace
+
+    from landmarklib import recipes, training
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
+                                   ("batch_size", args.batch_size)) if v is not None}
+    if args.kind == "scratch":
+        recipe = replace(training.Recipe(), seed=args.seed, **overrides)
+        result = recipes.train_scratch(args.data, args.out, recipe, checkpoint=args.checkpoint)
+    else:
+        recipe = replace(recipes.TransferRecipe(), backbone=args.backbone, seed=args.seed,
+                         **overrides)
+        result = recipes.train_transfer(args.data, args.out, recipe)
+    print(result.test)
+    print(f"Saved {result.model_path} ({result.seconds:.0f} s)")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from landmarklib import data, evaluation
+    from landmarklib.inference import get_predictor
+
+    predictor = get_predictor(args.model)
+    saved = predictor.saved
+    loaders = data.make_loaders(args.data, size=saved.input_size, mean=saved.mean,
+                                std=saved.std, augment=False, in_memory=False)
+    if loaders.classes != saved.class_folders:
+        raise ValueError(
+            f"the model knows {len(saved.class_folders)} classes but the dataset in "
+            f"{loaders.report.root} has {len(loaders.classes)} different ones"
+        )
+    result = evaluation.evaluate_model(predictor.model, loaders.test, loaders.class_names,
+                                       device=predictor.device)
+    print(json.dumps(result.to_dict(), indent=1) if args.json else result)
+    return 0
+
+
+def _predict(args) -> int:
+    from landmarklib.images import open_image
+    from landmarklib.inference import check_k, get_predictor
+    from landmarklib.places import place_for
+
+    predictor = get_predictor(args.model)
+    check_k(args.k, len(predictor.class_names))
+    answers, failures = [], 0
+    for path in _photos(args.paths):
+        try:
+            image = open_image(path, short_side=predictor.saved.input_size)
+            top = predictor.top_k(image, args.k)
+        except ImageError as error:
+            failures += 1
+            print(f"landmarklib predict: {error}", file=sys.stderr)
+            answers.append({"file": str(path), "error": error.reason})
+            continue
+        answers.append({"file": str(path), "predictions": [
+            {"name": name, "probability": round(p, 4), **_place(place_for(name))}
+            for name, p in top]})
+        if not args.json:
+            print(f"{path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top))
+    if args.json:
+        print(json.dumps(answers, indent=1, ensure_ascii=False))
+    return 1 if failures else 0
+
+
+def _photos(paths: list[str]) -> list[Path]:
+    """Files as given, and the photos inside folders (sorted). A missing path is kept so that
+    it is reported like any other bad file."""
+    photos = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            photos += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        else:
+            photos.append(path)
+    return photos
+
+
+def _place(place) -> dict:
+    if place is None:
+        return {}
+    return {"city": place.city, "country": place.country, "latitude": place.latitude,
+            "longitude": place.longitude, "map_url": place.map_url}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

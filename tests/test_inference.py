@@ -1,0 +1,191 @@
+"""landmarklib.inference and the command line: predictions, suggestions, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmarklib import cli, inference
+from landmarklib.data import tiny_data_root
+from landmarklib.images import ImageError
+
+EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
+TAJ = sorted((tiny_data_root() / "test" / "21.Taj_Mahal").glob("*.jpg"))
+
+
+@pytest.fixture
+def model(tiny_model_file, monkeypatch) -> Path:
+    monkeypatch.setenv("LANDMARKLIB_MODEL", str(tiny_model_file))
+    return tiny_model_file
+
+
+def test_predict_landmarks_contract(model):
+    names = inference.predict_landmarks(EIFFEL[0], k=5)
+    assert len(names) == 5 and len(set(names)) == 5
+    assert names[0] == "Eiffel Tower"
+    assert inference.predict_landmarks(TAJ[0], k=1) == ["Taj Mahal"]
+    top = inference.predict_with_probabilities(EIFFEL[0], k=7)
+    probabilities = [p for _, p in top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_model_is_loaded_once(model, monkeypatch):
+    inference.get_predictor()
+    calls = []
+    monkeypatch.setattr(inference, "load_model", lambda *a, **k: calls.append(a))
+    for photo in EIFFEL:
+        inference.predict_landmarks(photo, k=3)
+    assert calls == []
+
+
+def test_model_path_order_and_missing_model(tmp_path, monkeypatch, tiny_model_file):
+    monkeypatch.delenv("LANDMARKLIB_MODEL", raising=False)
+    with pytest.raises(FileNotFoundError, match="03_transfer_learning.ipynb"):
+        inference.model_path()
+    monkeypatch.setenv("LANDMARKLIB_MODEL", str(tiny_model_file))
+    assert inference.model_path() == tiny_model_file
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        inference.model_path(tmp_path / "missing.pt")
+
+
+def test_question_english():
+    assert inference.question(["Eiffel Tower", "Trevi Fountain", "Terminal Tower"]) == (
+        "Is this picture of the Eiffel Tower, Trevi Fountain, or Terminal Tower?")
+    assert inference.question(["Forth Bridge", "Brooklyn Bridge"]) == (
+        "Is this picture of the Forth Bridge or Brooklyn Bridge?")
+    assert inference.question(["Stonehenge"]) == "Is this picture of the Stonehenge?"
+
+
+def test_suggest_locations(model):
+    sure = inference.suggest_locations(EIFFEL[0], show=False, threshold=0.3)
+    assert sure.sure and sure.names[0] == "Eiffel Tower" and len(sure.names) == 3
+    assert sure.text.startswith("Is this picture of the Eiffel Tower, ")
+    assert sure.places[0].country == "France"
+    unsure = inference.suggest_locations(EIFFEL[0], show=False, threshold=1.01)
+    assert not unsure.sure and unsure.text.startswith("Not sure this shows a landmark I know")
+
+
+def test_suggest_locations_draws_the_photo(model):
+    from matplotlib import pyplot as plt
+
+    plt.close("all")
+    suggestion = inference.suggest_locations(EIFFEL[0], threshold=0.0)
+    title = plt.gcf().axes[0].get_title()
+    assert title.startswith(suggestion.text) and "Paris, France" in title
+    plt.close("all")
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def _bad_input_corpus(folder: Path) -> dict[str, tuple[Path, str | None]]:
+    """Files that are hard to classify, each with the words its error must contain
+    (None: it must be classified)."""
+    photo = Image.open(EIFFEL[0]).convert("RGB")
+    corpus: dict[str, tuple[Path, str | None]] = {}
+
+    def add(name, error, make):
+        path = folder / name
+        make(path)
+        corpus[name] = (path, error)
+
+    add("missing.jpg", "no such file", lambda p: None)
+    add("a folder", "is a folder", lambda p: p.mkdir())
+    add("empty.jpg", "empty", lambda p: p.write_bytes(b""))
+    add("notes.txt", "not an image", lambda p: p.write_text("hello"))
+    add("paper.pdf", "not an image", lambda p: p.write_bytes(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n"))
+    add("truncated.jpg", "truncated",
+        lambda p: p.write_bytes(EIFFEL[0].read_bytes()[: EIFFEL[0].stat().st_size // 2]))
+    add("cmyk.jpg", None, lambda p: photo.convert("CMYK").save(p))
+    add("deep.png", None, lambda p: Image.fromarray(
+        (np.asarray(photo.convert("L"), dtype=np.uint16) * 257)).save(p))
+    add("transparent.png", None, lambda p: photo.convert("RGBA").save(p))
+    add("palette.gif", None, lambda p: photo.convert("P").save(p))
+    add("gray.jpg", None, lambda p: photo.convert("L").save(p))
+    add("tiny.png", None, lambda p: photo.resize((10, 10)).save(p))
+    add("huge.png", "decompression", lambda p: Image.new("1", (12_000, 9_000)).save(p))
+    add("with space é.jpg", None, lambda p: photo.save(p))
+    return corpus
+
+
+def test_bad_input_gets_a_clear_error_naming_the_file(model, tmp_path):
+    corpus = _bad_input_corpus(tmp_path)
+    for name, (path, error) in corpus.items():
+        if error is None:
+            assert len(inference.predict_landmarks(path, k=3)) == 3, name
+            continue
+        with pytest.raises(ImageError) as caught:
+            inference.predict_landmarks(path, k=3)
+        message = str(caught.value)
+        assert str(path) in message and error in message, (name, message)
+
+
+def test_exif_rotated_photo_is_classified_upright(model, tmp_path):
+    upright = Image.open(TAJ[0]).convert("RGB")
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # stored rotated...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the tag that says "rotate 90 degrees clockwise to view"
+    path = tmp_path / "sideways.jpg"
+    sideways.save(path, exif=exif, quality=95)
+    expected = inference.predict_with_probabilities(TAJ[0], k=1)[0]
+    name, probability = inference.predict_with_probabilities(path, k=1)[0]
+    assert name == expected[0] == "Taj Mahal"
+    assert probability == pytest.approx(expected[1], abs=0.15)
+
+
+@pytest.mark.parametrize("k", [0, -1, 8, 2.5, True])
+def test_bad_k(model, k):
+    with pytest.raises(ValueError, match="k must be a whole number from 1 to 7"):
+        inference.predict_landmarks(EIFFEL[0], k=k)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_cli_predict_text_and_json(model, capsys, tmp_path):
+    assert cli.main(["predict", str(EIFFEL[0]), "-k", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{EIFFEL[0]}: Eiffel Tower (") and line.count("%") == 2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in EIFFEL + TAJ:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "readme.txt").write_text("skipped: not a photo")
+    assert cli.main(["predict", str(folder), "--json", "-k", "3"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == len(EIFFEL) + len(TAJ)
+    first = {a["file"]: a["predictions"][0] for a in answers}
+    assert first[str(folder / EIFFEL[0].name)]["name"] == "Eiffel Tower"
+    assert first[str(folder / EIFFEL[0].name)]["country"] == "France"
+    assert "openstreetmap.org" in first[str(folder / EIFFEL[0].name)]["map_url"]
+
+
+def test_cli_errors_have_exit_codes_and_one_line(model, capsys, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert cli.main(["predict", str(bad), str(EIFFEL[0])]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{EIFFEL[0]}: Eiffel Tower")
+    assert captured.err.strip() == f"landmarklib predict: {bad}: not an image file PIL can read (is it a photo?)"
+    assert cli.main(["predict", str(EIFFEL[0]), "-k", "0"]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert cli.main(["predict", str(EIFFEL[0]), "--model", str(tmp_path / "none.pt")]) == 1
+    assert "No trained model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["predict"])
+    assert usage.value.code == 2
+
+
+def test_cli_check_and_evaluate(model, capsys):
+    assert cli.main(["check", "--data", str(tiny_data_root())]) == 0
+    assert "7 classes" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--data", str(tiny_data_root()), "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert result["total"] == 21 and result["correct"] >= 15
