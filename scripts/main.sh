@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: set up .venv, get the data, train, evaluate on the test
+# split, and tag a few photos.
+#
+#   bash scripts/main.sh                                   # transfer learning (EfficientNet-Lite0)
+#   KIND=scratch bash scripts/main.sh                      # the CNN from scratch
+#   LANDMARK_DATA=/path/to/landmark_images bash scripts/main.sh   # use a copy you already have
+#
+# Without $LANDMARK_DATA (or LANDMARKLIB_TINY=1) the dataset is downloaded into the cache folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KIND="${KIND:-transfer}"   # transfer or scratch
+bash scripts/setup.sh
+landmarklib=.venv/bin/landmarklib
+if [ -z "${LANDMARK_DATA:-}" ] && [ -z "${LANDMARKLIB_TINY:-}" ]; then
+    "$landmarklib" download
+fi
+"$landmarklib" check
+model="runs/${KIND}_model.pt"
+if [ "$KIND" = scratch ]; then
+    "$landmarklib" train scratch --out "$model" --checkpoint runs/scratch.ckpt
+else
+    "$landmarklib" train transfer --out "$model"
+fi
+"$landmarklib" evaluate --model "$model"
+"$landmarklib" predict --model "$model" -k 3 landmarklib/tiny/test/16.Eiffel_Tower landmarklib/tiny/test/09.Golden_Gate_Bridge
