@@ -135,6 +135,7 @@ def throughput(root: Path, args, recipe: Recipe) -> dict:
         workers = data.default_num_workers()
         sources = {
             "in memory": (in_memory, 0),
+            f"in memory, {workers} worker(s)": (in_memory, workers),
             f"original files, {workers} worker(s)": (data.PhotoDataset(files, classes), workers),
             f"resized copies, {workers} worker(s)": (data.PhotoDataset(copies, classes), workers),
         }
@@ -156,7 +157,7 @@ def full_run(root: Path, args, recipe: Recipe) -> dict:
     wall_start = time.perf_counter()
     seed_everything(recipe.seed)
     loaders = data.make_loaders(root, size=recipe.size, batch_size=recipe.batch_size,
-                                seed=recipe.seed)
+                                seed=recipe.seed, progress=False)
     model = new_model(len(loaders.classes), args)
     print(f"{len(loaders.train.dataset)} training, {len(loaders.valid.dataset)} validation, "
           f"{len(loaders.test.dataset)} test photos, {len(loaders.classes)} classes; "

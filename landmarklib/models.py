@@ -89,6 +89,8 @@ class LandmarkCNN(nn.Module):
     Attributes:
         features: the convolutional part, ``(B, 3, H, W)`` -> ``(B, widths[-1], h, w)``.
         classifier: the head, ``(B, widths[-1], h, w)`` -> log-probabilities ``(B, n_classes)``.
+        config: ``widths``, ``convs_per_stage`` and ``dropout``, to rebuild the network from a
+            model file (:mod:`landmarklib.export`).
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Building the network'.
     """
@@ -123,6 +125,9 @@ class LandmarkCNN(nn.Module):
             nn.LogSoftmax(dim=1),
         )
         self.n_classes = n_classes
+        # The arguments that rebuild this architecture (saved in model files, landmarklib.export).
+        self.config = {"widths": list(widths), "convs_per_stage": convs_per_stage,
+                       "dropout": dropout}
         self.min_size = 2 ** len(widths)  # stride 2, max-pool, then len(widths) - 2 max-pools
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -258,26 +258,3 @@ def mistakes_gallery(paths: Sequence[str | os.PathLike], log_probs: torch.Tensor
                       f"truth: {class_names[int(labels[i])]}")
         samples.append((paths[i], int(labels[i])))
     return sample_grid(samples, class_names, columns=columns, titles=titles)
-
-
-def top_k_bars(names: Sequence[str], probabilities: Sequence[float], ax=None,
-               title: str | None = None) -> Figure:
-    """Horizontal bars of the top-k landmarks' probabilities, most likely on top.
-
-    Used by the upload box in notebook 04 (:mod:`landmarklib.app`).
-    """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 0.45 * len(names) + 0.8))
-    else:
-        fig = ax.figure
-    positions = np.arange(len(names))[::-1]
-    ax.barh(positions, probabilities, color="C0")
-    ax.set_yticks(positions, names)
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
-    for y, p in zip(positions, probabilities):
-        ax.text(min(p + 0.02, 0.85), y, f"{p:.0%}", va="center", fontsize=9)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig

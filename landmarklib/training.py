@@ -399,8 +399,8 @@ def fit(
 
     Each epoch trains on the training loader (:func:`train_one_epoch`), measures the loss and
     accuracy on the validation loader (:func:`evaluate`), records both in a :class:`History`,
-    prints a line (or redraws a live loss plot in a notebook) and, if ``checkpoint_path`` is
-    given, writes a checkpoint. When the loop ends, the weights of the epoch with the lowest
+    prints a line (and, in a notebook, redraws a live loss plot) and, if ``checkpoint_path``
+    is given, writes a checkpoint. When the loop ends, the weights of the epoch with the lowest
     validation loss are loaded back into ``model``.
 
     **Checkpoints and resuming.** After every epoch the checkpoint file holds the model, the
@@ -411,6 +411,9 @@ def fit(
     continues at the first unfinished epoch: at most one epoch is lost. On a CPU, a resumed run
     gives the same weights as one that was never interrupted. Only tensors and plain Python
     containers are stored, so the file loads with ``torch.load(path, weights_only=True)``.
+    Interrupting ``fit`` (Ctrl-C, or the notebook's stop button) leaves ``model`` with the
+    half-trained weights of the unfinished epoch: call ``fit`` again to resume, or load
+    ``load_checkpoint(path)["best_model"]``.
 
     Args:
         model: maps float32 ``(B, 3, H, W)`` to log-probabilities ``(B, C)``; moved to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from landmarklib import data, export, training, transfer
@@ -108,7 +109,7 @@ def test_model_file_round_trip(tmp_path):
 
 
 def test_load_model_errors(tmp_path):
-    import pytest
+
 
     with pytest.raises(FileNotFoundError, match="No model file"):
         export.load_model(tmp_path / "missing.pt")
@@ -119,3 +120,19 @@ def test_load_model_errors(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a landmarklib model file"):
         export.load_model(tmp_path / "other.pt")
+
+
+def test_scratch_model_file_round_trip(tmp_path):
+    from landmarklib.models import LandmarkCNN
+
+    torch.manual_seed(0)
+    model = LandmarkCNN(n_classes=7, widths=(8, 16, 32), convs_per_stage=1, dropout=0.1).eval()
+    folders = data.check_layout(data.tiny_data_root()).classes
+    path = export.save_model(tmp_path / "s.pt", model, folders, 64, (0.4,) * 3, (0.2,) * 3)
+    saved = export.load_model(path)
+    assert isinstance(saved.model, LandmarkCNN) and saved.model.config == model.config
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(saved.model(x), model(x))
+    with pytest.raises(TypeError, match="only LandmarkCNN and TransferModel"):
+        export.save_model(tmp_path / "x.pt", torch.nn.Linear(2, 2), folders, 64, (0,) * 3, (1,) * 3)
