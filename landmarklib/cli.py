@@ -6,6 +6,7 @@
     landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
     landmarklib evaluate [--model FILE] [--data DIR]
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE]
+    landmarklib make-student OUT_DIR [--notebooks DIR]   # student versions of the notebooks
 
 Exit status: 0 on success; 1 when something went wrong (one line on stderr says what; with
 ``predict``, the other photos are still answered); 2 for a command line that makes no sense.
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
     predict.add_argument("--json", action="store_true", help="print one JSON document")
     predict.set_defaults(run=_predict)
+
+    student = commands.add_parser(
+        "make-student", help="write student versions of the notebooks (solutions removed)")
+    student.add_argument("out_dir", metavar="OUT_DIR", help="folder to write them to")
+    student.add_argument("--notebooks",
+                         help="folder of solution notebooks (default: this checkout's notebooks/)")
+    student.set_defaults(run=_make_student)
     return parser
 
 
@@ -154,6 +162,15 @@ def _predict(args) -> int:
     if args.json:
         print(json.dumps(answers, indent=1, ensure_ascii=False))
     return 1 if failures else 0
+
+
+def _make_student(args) -> int:
+    from landmarklib import students
+
+    source = args.notebooks or students.default_notebooks_dir()
+    for path in students.make_student_notebooks(source, args.out_dir):
+        print(path)
+    return 0
 
 
 def _photos(paths: list[str]) -> list[Path]:

@@ -168,7 +168,7 @@ def loss_curves(histories: Mapping[str, object], title: str = "Loss per epoch") 
             :class:`landmarklib.training.History` (or its ``to_dict()``), e.g.
             ``{"custom init": h1, "default init": h2}``.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Custom or default initialisation?'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Weight initialisation'.
     """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (label, history) in enumerate(histories.items()):

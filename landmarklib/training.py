@@ -66,7 +66,7 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     Raises:
         RuntimeError: ``prefer`` names a CUDA or MPS device that this machine does not have.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training on the full split'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     if prefer is not None:
         device = torch.device(prefer)
@@ -89,7 +89,7 @@ def seed_everything(seed: int) -> None:
     Runs on a GPU can still differ in the last digits (some GPU kernels are not
     deterministic); on a CPU with the same number of threads they repeat exactly.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training on the full split'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     random.seed(seed)
     np.random.seed(seed)
@@ -135,7 +135,7 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0
     Raises:
         ValueError: no parameter of ``model`` requires gradients.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training on the full split'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -152,7 +152,7 @@ def make_loss(label_smoothing: float = 0.0) -> nn.Module:
     against a target that puts ``1 - label_smoothing`` on the correct class and spreads the rest
     evenly over all classes. (``NLLLoss`` has no ``label_smoothing`` option.)
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training on the full split'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     if label_smoothing == 0:
         return nn.NLLLoss()
@@ -230,7 +230,7 @@ def train_one_epoch(
             high).
         ValueError: the loader gave no batch.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'The training loop'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loss_fn = loss_fn if loss_fn is not None else nn.NLLLoss()
@@ -294,7 +294,7 @@ def evaluate(
     Raises:
         ValueError: the loader gave no batch.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'The training loop'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loss_fn = loss_fn if loss_fn is not None else nn.NLLLoss()
@@ -457,7 +457,7 @@ def fit(
         RuntimeError: the checkpoint holds weights that do not fit ``model``.
         FloatingPointError: the training loss became NaN or infinite.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training on the full split'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     if valid is None and hasattr(train, "train") and hasattr(train, "valid"):
         train, valid = train.train, train.valid

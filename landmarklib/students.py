@@ -1,0 +1,387 @@
+"""Classroom assignments: exercise checks, and student versions of the notebooks.
+
+The notebooks mark the code a student writes with nbgrader's markers::
+
+    # HINT: split with data.stratified_split(keys, targets, val_fraction=..., seed=...)
+    ### BEGIN SOLUTION
+    train_idx, val_idx = data.stratified_split(keys, targets, val_fraction=0.2, seed=0)
+    ### END SOLUTION
+
+:func:`make_student_notebooks` (``landmarklib make-student OUT_DIR``) writes copies in which each
+such block becomes ``raise NotImplementedError("Exercise: <hint>")``, with outputs cleared.
+After each exercise a *check cell* calls one of the ``check_*`` functions below: it prints a
+line starting with ✓ when the work is right, and otherwise raises :class:`ExerciseError` (an
+``AssertionError``) saying in plain words what is wrong.
+
+See docs/teaching.md for teachers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+HINT = "# HINT:"
+DEFAULT_HINT = "write the missing code"
+
+STUDENT_NOTE = (
+    "> **Student version.** Each cell that raises `NotImplementedError(\"Exercise: ...\")` is an "
+    "exercise: replace that line with your code (the `# HINT:` line above it says what to write), "
+    "run the cell, then run the check cell after it. A check prints ✓ when your code is right, "
+    "and tells you what is wrong otherwise."
+)
+
+
+class ExerciseError(AssertionError):
+    """An exercise check failed; the message says what is wrong and how to fix it."""
+
+
+def _fail(message: str) -> None:
+    raise ExerciseError(message)
+
+
+def _ok(message: str) -> None:
+    print(f"✓ {message}")
+
+
+# ---------------------------------------------------------------------------- the checks
+
+
+def check_split(train_idx: Sequence[int], val_idx: Sequence[int], targets: Sequence[int],
+                val_fraction: float = 0.2) -> None:
+    """Check a stratified train/validation split: no photo in both, none left out, and about
+    ``val_fraction`` of every class in validation.
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Training, validation and test'.
+    """
+    train, val = [int(i) for i in train_idx], [int(i) for i in val_idx]
+    n = len(targets)
+    if len(set(train)) != len(train) or len(set(val)) != len(val):
+        _fail("A photo appears twice in the same split: each index must appear once.")
+    both = set(train) & set(val)
+    if both:
+        _fail(f"{len(both)} photos are in both training and validation (e.g. index {min(both)}): "
+              "the validation photos must be ones the network never trains on.")
+    outside = [i for i in train + val if not 0 <= i < n]
+    if outside:
+        _fail(f"Index {outside[0]} is not a photo: there are {n} photos (indices 0 to {n - 1}).")
+    if len(train) + len(val) != n:
+        _fail(f"The split uses {len(train) + len(val)} of the {n} photos: every training photo "
+              "must go to either training or validation.")
+    per_class, in_val = Counter(int(t) for t in targets), Counter(int(targets[i]) for i in val)
+    for label, count in sorted(per_class.items()):
+        expected = round(count * val_fraction)
+        if abs(in_val[label] - expected) > 1:
+            _fail(f"Class {label} has {count} photos and {in_val[label]} of them are in "
+                  f"validation, but a stratified {val_fraction:.0%} split puts about {expected} "
+                  "there. Split every class the same way (data.stratified_split does).")
+    _ok(f"split: {len(train)} training and {len(val)} validation photos, "
+        f"{val_fraction:.0%} of every class in validation, none in both.")
+
+
+def check_normalisation(before, after) -> None:
+    """Check that ``before`` holds pixel values in [0, 1] and ``after`` the same photos
+    normalised with the training split's statistics (mean about 0, std about 1).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Normalisation'.
+    """
+    if tuple(before.shape) != tuple(after.shape):
+        _fail(f"The photos before {tuple(before.shape)} and after {tuple(after.shape)} have "
+              "different shapes: use the same size for both transforms.")
+    if before.ndim != 4 or before.shape[1] != 3:
+        _fail(f"Expected a batch of RGB photos (N, 3, H, W), got shape {tuple(before.shape)}.")
+    if float(before.min()) < 0 or float(before.max()) > 1:
+        _fail(f"The photos before normalisation range from {float(before.min()):.2f} to "
+              f"{float(before.max()):.2f}, not 0 to 1: build the first transform with "
+              "mean=None and std=None.")
+    if float(after.min()) >= 0 and float(after.max()) <= 1:
+        _fail("The normalised photos still lie between 0 and 1: pass the training split's "
+              "mean and std to the second transform.")
+    mean, std = float(after.mean()), float(after.std())
+    if abs(mean) > 0.5 or not 0.5 < std < 2:
+        _fail(f"After normalisation the pixels have mean {mean:.2f} and std {std:.2f}; expected "
+              "about 0 and 1. Use the mean and std computed on the training photos, "
+              "in the order (mean, std).")
+    _ok(f"normalisation: pixels went from [0, 1] to mean {mean:.2f}, std {std:.2f}.")
+
+
+def check_model_output(log_probs, n_classes: int, batch_size: int | None = None) -> None:
+    """Check a classifier's output on one batch: shape ``(batch_size, n_classes)``, and
+    log-probabilities (each row's probabilities add up to 1).
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Building the network'.
+    """
+    import torch
+
+    if not isinstance(log_probs, torch.Tensor):
+        _fail(f"Expected the model's output, a tensor, but got a {type(log_probs).__name__}: "
+              "call the model on the batch of images, model(images).")
+    shape = tuple(log_probs.shape)
+    if len(shape) != 2:
+        _fail(f"Your model outputs shape {shape}, but a classifier outputs (batch size, classes): "
+              "flatten the features before the last Linear layer.")
+    if batch_size is not None and shape[0] != batch_size:
+        _fail(f"Your model outputs shape {shape} for a batch of {batch_size} photos: it must "
+              "give one row per photo.")
+    if shape[1] != n_classes:
+        _fail(f"Your model outputs shape {shape} but there are {n_classes} classes: the last "
+              "Linear layer should have n_classes outputs.")
+    if not torch.isfinite(log_probs).all():
+        _fail("Your model's output contains NaN or infinite values.")
+    sums = log_probs.detach().float().exp().sum(dim=1)
+    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+        _fail(f"The exponentials of a row of the output add up to {float(sums[0]):.3f}, not 1: "
+              "the model must output log-probabilities (end with nn.LogSoftmax(dim=1)), "
+              "which is what nn.NLLLoss expects.")
+    _ok(f"model output: shape {shape}, log-probabilities over {n_classes} classes.")
+
+
+def check_training_step(losses: Sequence[float]) -> None:
+    """Check the losses of a few training steps on the same batch: finite, and going down.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'One training step'.
+    """
+    losses = [float(loss) for loss in losses]
+    if len(losses) < 2:
+        _fail(f"Got {len(losses)} loss(es); run the training step at least twice to see the "
+              "loss change.")
+    if not all(math.isfinite(loss) for loss in losses):
+        _fail(f"The losses {losses} contain NaN or infinity: is the learning rate far too high?")
+    if len(set(losses)) == 1:
+        _fail(f"The loss is {losses[0]:.4f} at every step: the weights never change. Call "
+              "loss.backward() and then optimizer.step().")
+    if not losses[-1] < losses[0]:
+        _fail(f"The loss went from {losses[0]:.3f} to {losses[-1]:.3f}: it should go down on the "
+              "same batch. Did you call optimizer.zero_grad() before loss.backward()? Is the loss "
+              "nn.NLLLoss() of the model's output and the labels?")
+    _ok(f"training step: the loss went down from {losses[0]:.3f} to {losses[-1]:.3f} "
+        f"in {len(losses)} steps.")
+
+
+def check_overfit(result) -> None:
+    """Check an overfit-one-batch result (:class:`landmarklib.training.OverfitResult`).
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Overfit one batch'.
+    """
+    losses = getattr(result, "losses", None)
+    if not losses:
+        _fail(f"Expected the result of training.overfit_one_batch(...), got "
+              f"{type(result).__name__}.")
+    if not result.passed:
+        _fail(f"The network could not learn one batch by heart: the loss went from "
+              f"{losses[0]:.3f} to {losses[-1]:.3f}, not below {result.threshold}. It is too weak "
+              "or broken: check the model you passed (models.LandmarkCNN(n_classes)), and that "
+              "images and labels come from the same batch.")
+    _ok(f"overfit check: the loss went from {losses[0]:.3f} to {losses[-1]:.4f} in "
+        f"{len(losses)} steps.")
+
+
+def check_frozen(model, n_classes: int | None = None) -> None:
+    """Check a transfer model: the backbone frozen, the head the only trainable part, and (if
+    given) ``n_classes`` outputs.
+
+    Taught in notebooks/03_transfer_learning.ipynb, 'A frozen backbone and a new head'.
+    """
+    from torch import nn
+
+    if not (hasattr(model, "backbone") and hasattr(model, "head")):
+        _fail(f"Expected a model with a .backbone and a .head (transfer.build_transfer_model), "
+              f"got {type(model).__name__}.")
+    still = [name for name, p in model.backbone.named_parameters() if p.requires_grad]
+    if still:
+        _fail(f"{len(still)} backbone parameters still require gradients (e.g. {still[0]}): "
+              "freeze the backbone with requires_grad = False (with an s) on every parameter.")
+    head = [p for p in model.head.parameters()]
+    if not head or not all(p.requires_grad for p in head):
+        _fail("The head must be trainable: every parameter of model.head needs "
+              "requires_grad = True.")
+    if n_classes is not None:
+        linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+        if not linears or linears[-1].out_features != n_classes:
+            got = linears[-1].out_features if linears else "no"
+            _fail(f"The head's last Linear layer has {got} outputs but there are {n_classes} "
+                  "classes.")
+    trainable = sum(p.numel() for p in head)
+    frozen = sum(p.numel() for p in model.backbone.parameters())
+    _ok(f"frozen: the backbone's {frozen:,} weights are frozen; only the head's {trainable:,} "
+        "train.")
+
+
+def check_head_optimizer(optimizer, model) -> None:
+    """Check that ``optimizer`` updates exactly the head's parameters of a transfer model.
+
+    Taught in notebooks/03_transfer_learning.ipynb, 'Train the head'.
+    """
+    import torch
+
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        _fail(f"Expected an optimiser, got {type(optimizer).__name__}: "
+              "use training.make_optimizer(model.head, lr=...).")
+    given = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    backbone = sum(id(p) in given for p in model.backbone.parameters())
+    if backbone:
+        _fail(f"The optimiser holds {backbone} backbone parameters: give it only the head's "
+              "(model.head), so that the pre-trained backbone stays as it is.")
+    missing = sum(id(p) not in given for p in model.head.parameters())
+    if missing:
+        _fail(f"{missing} of the head's parameters are not in the optimiser: they would never "
+              "be trained. Give it all of model.head's parameters.")
+    _ok("optimiser: it trains the head's parameters and nothing else.")
+
+
+def check_accuracy(result, minimum: float) -> None:
+    """Check a test result's accuracy against ``minimum`` (0-1), on the full data only.
+
+    In tiny mode (``LANDMARKLIB_TINY=1``) the accuracy means little and is only reported.
+    """
+    from landmarklib.data import tiny_mode
+
+    accuracy = float(result.accuracy)
+    if tiny_mode():
+        print(f"tiny mode: test accuracy {accuracy:.0%} not checked "
+              f"(the minimum {minimum:.0%} applies to the full dataset)")
+        return
+    if accuracy < minimum:
+        _fail(f"Test accuracy {accuracy:.1%} is below the minimum {minimum:.0%}: train longer, "
+              "check the learning rate, or revisit the exercises above.")
+    _ok(f"test accuracy {accuracy:.1%} reaches the minimum {minimum:.0%}.")
+
+
+def check_predictions(predictions, k: int, known_names: Sequence[str] | None = None) -> None:
+    """Check ``predict_landmarks`` answers: for each photo (one list of names, or a list of
+    such lists), ``k`` different landmark names.
+
+    Taught in notebooks/04_inference_and_app.ipynb, 'Predicting landmarks'.
+    """
+    if isinstance(predictions, str) or not isinstance(predictions, (list, tuple)):
+        _fail(f"Expected a list of landmark names, got {type(predictions).__name__}: "
+              "inference.predict_landmarks(path, k=...) returns one.")
+    answers = list(predictions) if predictions and not isinstance(predictions[0], str) \
+        else [predictions]
+    if not answers:
+        _fail("There are no predictions: predict the landmarks of every photo.")
+    for names in answers:
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            _fail(f"Each answer must be a list of names (strings), got {names!r}. "
+                  "predict_landmarks returns the names; predict_with_probabilities adds numbers.")
+        if len(names) != k:
+            _fail(f"An answer has {len(names)} names, but k = {k} were asked for: "
+                  "pass k to predict_landmarks.")
+        if len(set(names)) != len(names):
+            _fail(f"An answer names a landmark twice: {list(names)}.")
+        unknown = [n for n in names if known_names is not None and n not in known_names]
+        if unknown:
+            _fail(f"{unknown[0]!r} is not one of the landmarks the model knows.")
+    _ok(f"predictions: {len(answers)} photo(s), {k} different landmark names each.")
+
+
+# --------------------------------------------------------------------- student notebooks
+
+
+def _replace_solutions(source: str, where: str = "cell") -> tuple[str, int]:
+    """``source`` with each solution block replaced by a ``NotImplementedError`` stub;
+    returns ``(new_source, blocks_replaced)``."""
+    lines = source.split("\n")
+    out: list[str] = []
+    inside, count = None, 0
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside is not None:
+                raise ValueError(f"{where}, line {number}: {BEGIN} inside another solution block")
+            indent = line[: len(line) - len(line.lstrip())]
+            hint = DEFAULT_HINT
+            if out and out[-1].strip().startswith(HINT):
+                hint = out[-1].strip()[len(HINT):].strip() or DEFAULT_HINT
+            inside = (indent, hint)
+        elif stripped == END:
+            if inside is None:
+                raise ValueError(f"{where}, line {number}: {END} without {BEGIN}")
+            indent, hint = inside
+            out.append(f"{indent}raise NotImplementedError({('Exercise: ' + hint)!r})")
+            inside, count = None, count + 1
+        elif inside is None:
+            out.append(line)
+    if inside is not None:
+        raise ValueError(f"{where}: {BEGIN} without {END}")
+    return "\n".join(out), count
+
+
+def exercises(notebook) -> list[tuple[int, str]]:
+    """The exercises of a solution notebook: ``(cell index, hint)`` per solution block."""
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.split("\n")
+        for number, line in enumerate(lines):
+            if line.strip() == BEGIN:
+                before = lines[number - 1].strip() if number else ""
+                hint = before[len(HINT):].strip() if before.startswith(HINT) else DEFAULT_HINT
+                found.append((index, hint))
+    return found
+
+
+def make_student_notebook(notebook):
+    """A student version of a solution notebook (an ``nbformat`` notebook; a new object):
+    solution blocks replaced by stubs, outputs and execution counts cleared, and a note on
+    how the exercises work after the first cell (if the notebook has any)."""
+    import copy
+
+    import nbformat
+
+    student = copy.deepcopy(notebook)
+    total = 0
+    for index, cell in enumerate(student.cells):
+        if cell.cell_type == "code":
+            cell.source, count = _replace_solutions(cell.source, f"cell {index}")
+            total += count
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+    if total:
+        student.cells.insert(1, nbformat.v4.new_markdown_cell(STUDENT_NOTE))
+    return student
+
+
+def make_student_notebooks(src_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the student version of every notebook in ``src_dir`` to ``out_dir``.
+
+    Returns the paths written. Notebooks without exercises are copied with outputs cleared.
+
+    Raises:
+        FileNotFoundError: ``src_dir`` holds no notebook.
+        ValueError: unmatched solution markers (names the notebook, cell and line).
+    """
+    import nbformat
+
+    sources = sorted(Path(src_dir).glob("*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"no notebooks (*.ipynb) in {src_dir}")
+    out = Path(out_dir)
+    if out.resolve() == Path(src_dir).resolve():
+        raise ValueError("the student notebooks would overwrite the solutions: "
+                         "choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sources:
+        notebook = nbformat.read(path, as_version=4)
+        try:
+            student = make_student_notebook(notebook)
+        except ValueError as error:
+            raise ValueError(f"{path.name}: {error}") from None
+        target = out / path.name
+        nbformat.write(student, target)
+        written.append(target)
+    return written
+
+
+def default_notebooks_dir() -> Path:
+    """The solution notebooks of this checkout (``notebooks/`` next to the package)."""
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
