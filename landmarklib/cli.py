@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, ImageError, RuntimeError) as error:
+    except (OSError, ValueError, ImageError, RuntimeError) as error:
+        # OSError covers missing files, folders given for files, and failed downloads.
+        if isinstance(error, BrokenPipeError):  # e.g. `landmarklib predict DIR | head -1`
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
+            return 0
         print(f"landmarklib {args.command}: error: {error}".splitlines()[0], file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -36,8 +41,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="landmarklib", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="landmarklib",
+        description="Download, check, train, evaluate and predict landmarks in photos.")
+    data_help = ("dataset folder (default: the tiny subset if $LANDMARKLIB_TINY=1, else "
+                 "$LANDMARK_DATA, else the cache folder)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     download = commands.add_parser("download", help="download and unzip the landmark dataset")
@@ -45,17 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     download.set_defaults(run=_download)
 
     check = commands.add_parser("check", help="check a dataset folder's layout")
-    check.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    check.add_argument("--data", help=data_help)
     check.add_argument("--decode", action="store_true", help="fully decode every photo")
     check.set_defaults(run=_check)
 
     train = commands.add_parser("train", help="train a model and save it")
     train.add_argument("kind", choices=("transfer", "scratch"))
-    train.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    train.add_argument("--data", help=data_help)
     train.add_argument("--out", help="model file to write")
-    train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    train.add_argument("--epochs", type=_positive_int, help="epochs (default: the recipe's)")
     train.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
-    train.add_argument("--batch-size", type=int, help="batch size (default: the recipe's)")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help="batch size (default: the recipe's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backbone", default="efficientnet_lite0",
                        help="transfer: pre-trained backbone (efficientnet_lite0 works offline)")
@@ -64,13 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
     evaluate.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
-    evaluate.add_argument("--data", help="dataset folder (default: $LANDMARK_DATA or the cache)")
+    evaluate.add_argument("--data", help=data_help)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="the most likely landmarks in photos")
     predict.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER")
-    predict.add_argument("-k", type=int, default=5, help="how many landmarks per photo (5)")
+    predict.add_argument("-k", type=_positive_int, default=5,
+                         help="how many landmarks per photo (5)")
     predict.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
     predict.add_argument("--json", action="store_true", help="print one JSON document")
     predict.set_defaults(run=_predict)
@@ -94,7 +113,7 @@ def _download(args) -> int:
 def _check(args) -> int:
     from landmarklib.data import check_layout, data_root
 
-    report = check_layout(data_root(args.data), decode=args.decode)
+    report = check_layout(data_root(args.data), decode=args.decode, warn=False)
     print(report)
     return 1 if report.problems else 0
 
@@ -103,7 +122,12 @@ def _train(args) -> int:
     from dataclasses import replace
 
     from landmarklib import recipes, training
+    from landmarklib.backbones import BACKBONES
 
+    if args.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {args.backbone!r}; choose from {', '.join(BACKBONES)}")
+    if args.out and Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a folder; give the model file to write")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
     if args.kind == "scratch":
@@ -145,6 +169,10 @@ def _predict(args) -> int:
     predictor = get_predictor(args.model)
     check_k(args.k, len(predictor.class_names))
     answers, failures = [], 0
+    for name in args.paths:
+        if Path(name).is_dir() and not _photos([name]):
+            failures += 1
+            print(f"landmarklib predict: {name}: no photos in this folder", file=sys.stderr)
     for path in _photos(args.paths):
         try:
             image = open_image(path, short_side=predictor.saved.input_size)
@@ -180,7 +208,10 @@ def _photos(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            photos += sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            photos += sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and is_image_file(p)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts))
         else:
             photos.append(path)
     return photos

@@ -96,6 +96,8 @@ def data_root(path: str | os.PathLike | None = None, *, download: bool = False) 
 
     Raises:
         FileNotFoundError: the folder does not exist (the message says how to get the data).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Where the photos are'.
     """
     if path is not None:
         root = Path(path).expanduser()
@@ -221,20 +223,24 @@ class LayoutReport:
         return "\n".join(lines)
 
 
-def check_layout(root: str | os.PathLike, decode: bool = False) -> LayoutReport:
+def check_layout(root: str | os.PathLike, decode: bool = False, warn: bool = True) -> LayoutReport:
     """Check that a folder is laid out like ``landmark_images`` and list its photos.
 
     Works for any number of classes, unicode folder names and mixed extensions. A photo is
     unreadable if PIL cannot read its header, or if a JPEG or PNG lacks its end marker (a
     truncated download); with ``decode=True`` every photo is fully decoded as well (slower).
-    Skipped files and train/test duplicates are also reported with :func:`warnings.warn`.
+    Skipped files and train/test duplicates are also reported with :func:`warnings.warn`
+    (``warn=False``: only in the report).
 
     Args:
         root: the folder holding ``train/`` and ``test/``.
         decode: fully decode every photo (about 10 ms per 800-pixel JPEG).
+        warn: also issue warnings for skipped files and duplicates.
 
     Returns:
         A :class:`LayoutReport`; ``report.problems`` is empty when the dataset is usable.
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Is the folder what we expect?'.
     """
     root = Path(root)
     report = LayoutReport(root=root)
@@ -242,7 +248,7 @@ def check_layout(root: str | os.PathLike, decode: bool = False) -> LayoutReport:
     report.problems += [f"missing folder {root / s}" for s in SPLITS if s not in present]
     if not present:
         return report
-    folders = {s: sorted(p.name for p in (root / s).iterdir() if p.is_dir()) for s in present}
+    folders = {s: class_folders(root / s) for s in present}
     report.classes = folders[present[0]]
     if len(present) == 2 and folders["train"] != folders["test"]:
         only_train = sorted(set(folders["train"]) - set(folders["test"]))
@@ -273,8 +279,16 @@ def check_layout(root: str | os.PathLike, decode: bool = False) -> LayoutReport:
             report.problems.append(f"{split}/ has classes with no usable photo: {empty}")
     if len(present) == 2:
         report.duplicates = _byte_identical(report.files["train"], report.files["test"])
-    _warn_about_skipped(report)
+    if warn:
+        _warn_about_skipped(report)
     return report
+
+
+def class_folders(split_dir: Path) -> list[str]:
+    """Sorted names of the class folders in ``train/`` or ``test/``, leaving out hidden ones
+    (``.ipynb_checkpoints``, made by Jupyter) and ``__MACOSX`` (made by macOS zips)."""
+    return sorted(p.name for p in split_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
 
 
 def _why_unreadable(path: Path, decode: bool) -> str | None:
@@ -349,8 +363,7 @@ def class_names(root_or_classes: str | os.PathLike | Sequence[str]) -> list[str]
     folders, sorted) or a list of folder names.
     """
     if isinstance(root_or_classes, (str, os.PathLike)):
-        train = Path(root_or_classes) / "train"
-        folders = sorted(p.name for p in train.iterdir() if p.is_dir())
+        folders = class_folders(Path(root_or_classes) / "train")
     else:
         folders = list(root_or_classes)
     return [display_name(folder) for folder in folders]
@@ -381,6 +394,8 @@ def stratified_split(
 
     Raises:
         ValueError: lengths differ or ``val_fraction`` is outside [0, 1).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Training, validation and test'.
     """
     if len(keys) != len(targets):
         raise ValueError(f"{len(keys)} keys but {len(targets)} targets")
@@ -404,7 +419,8 @@ class PhotoDataset(Dataset):
     """Photos listed as ``(path, class_id)``, opened with :func:`landmarklib.images.open_image`.
 
     ``dataset[i]`` is ``(transform(image), class_id)``; without a transform the image is an
-    RGB ``PIL.Image``. A photo that fails to open (changed on disk since it was listed) raises
+    RGB ``PIL.Image``. ``short_side`` is passed to :func:`~landmarklib.images.open_image` (large
+    JPEGs decoded at reduced scale, as inference does). A photo that fails to open (changed on disk since it was listed) raises
     :class:`~landmarklib.images.ImageError` naming the file.
 
     Attributes:
@@ -418,18 +434,20 @@ class PhotoDataset(Dataset):
         samples: Sequence[tuple[Path, int]],
         classes: Sequence[str],
         transform: Callable | None = None,
+        short_side: int | None = None,
     ):
         self.samples = list(samples)
         self.targets = [label for _, label in self.samples]
         self.classes = list(classes)
         self.transform = transform
+        self.short_side = short_side
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = open_image(path)
+        image = open_image(path, short_side=self.short_side)
         return (self.transform(image) if self.transform else image), label
 
 
@@ -510,6 +528,8 @@ def channel_stats(
 
     Returns:
         ``(mean, std)``, each a tuple of 3 floats (R, G, B).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Normalisation'.
     """
     fingerprint = _fingerprint([p for p, _ in samples], extra=f"size={size}")
     cache_file = cache_dir() / "stats" / f"{fingerprint}.json"
@@ -568,6 +588,8 @@ def train_transform(size: int, mean, std, scale: tuple[float, float] = (0.35, 1.
     Returns:
         A transform mapping an RGB PIL image or a ``(3, H, W)`` uint8 tensor to a
         ``(3, size, size)`` float32 tensor.
+
+    Taught in notebooks/01_data_exploration.ipynb, 'What the network sees'.
     """
     steps = [
         v2.ToImage(),
@@ -593,6 +615,8 @@ def eval_transform(size: int, mean, std, resize_ratio: float = 1.0) -> v2.Compos
     Returns:
         A transform mapping an RGB PIL image or a ``(3, H, W)`` uint8 tensor to a
         ``(3, size, size)`` float32 tensor.
+
+    Taught in notebooks/01_data_exploration.ipynb, 'Normalisation'.
     """
     steps = [
         v2.ToImage(),
@@ -683,6 +707,8 @@ def make_loaders(
     Raises:
         FileNotFoundError: see :func:`data_root`.
         ValueError: the layout check found fatal problems (the message lists them).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'What the network sees'.
     """
     root = data_root(root)
     report = check_layout(root)
@@ -696,8 +722,8 @@ def make_loaders(
 
     fit_tf = train_transform(size, mean, std) if augment else eval_transform(size, mean, std)
     eval_tf = eval_transform(size, mean, std)
-    train_photos = PhotoDataset(train_files, report.classes)
-    test_photos = PhotoDataset(report.files["test"], report.classes)
+    train_photos = PhotoDataset(train_files, report.classes, short_side=size)
+    test_photos = PhotoDataset(report.files["test"], report.classes, short_side=size)
     if in_memory:
         short_side = size * 8 // 7
         train_photos = DecodedPhotos(train_photos, short_side, progress=progress)
@@ -829,6 +855,8 @@ def image_sizes(paths: Sequence[str | os.PathLike]) -> np.ndarray:
 
     Returns:
         int64 array of shape ``(N, 2)``: columns width, height (before EXIF rotation).
+
+    Taught in notebooks/01_data_exploration.ipynb, 'How big are the photos?'.
     """
     sizes = []
     for path in paths:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,27 +129,37 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a landmarklib model file (or is damaged).
+        ValueError: the file is not a landmarklib model file, is damaged, or holds code
+            (refused: it is read with ``weights_only=True``).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - pickle, zip and torch errors all mean "damaged"
-        raise ValueError(f"{path}: not a readable model file ({error})") from None
+    except Exception as error:  # noqa: BLE001 - pickle, zip and torch errors all mean "unusable"
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise ValueError(f"{path}: refused: the file holds code or objects, not only "
+                             "weights (landmarklib never runs code from a model file)") from None
+        raise ValueError(f"{path}: not a readable model file ({type(error).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path}: not a landmarklib model file (format {FORMAT} expected)")
-    architecture = dict(record["architecture"])
-    kind = architecture.pop("kind")
-    n_classes = len(record["class_folders"])
-    if kind == "scratch":
-        model = LandmarkCNN(n_classes=n_classes, **architecture)
-    elif kind == "transfer":
-        model = build_transfer_model(n_classes, pretrained=False, **architecture)
-    else:
-        raise ValueError(f"{path}: unknown architecture {kind!r}")
-    model.load_state_dict(record["state_dict"])
+    try:
+        architecture = dict(record["architecture"])
+        kind = architecture.pop("kind")
+        n_classes = len(record["class_folders"])
+        if kind == "scratch":
+            model = LandmarkCNN(n_classes=n_classes, **architecture)
+        elif kind == "transfer":
+            model = build_transfer_model(n_classes, pretrained=False, **architecture)
+        else:
+            raise ValueError(f"unknown architecture {kind!r}")
+        model.load_state_dict(record["state_dict"])
+        for key in ("class_names", "input_size", "mean", "std"):
+            record[key]  # noqa: B018 - a missing key is a damaged file
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+        raise ValueError(f"{path}: a damaged or edited model file ({reason})") from None
     model.to(device).eval()
     return SavedModel(
         model=model,

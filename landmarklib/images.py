@@ -26,8 +26,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 #: Largest image accepted, in pixels (width x height): a guard against decompression bombs,
-#: small files that decode to gigabytes. 100 megapixels is a 12,000 x 8,000 photo.
-MAX_PIXELS = 100_000_000
+#: small files that decode to gigabytes. PIL's own limit, 89,478,485 pixels (about 11,000 x
+#: 8,000), is also ours.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+#: Largest ratio of the long side to the short side accepted. Resizing a 1 x 60,000 image so that
+#: its short side is 224 pixels would need gigabytes; panoramas stay well below 30:1.
+MAX_ASPECT_RATIO = 30
 
 
 class ImageError(ValueError):
@@ -59,7 +64,8 @@ def open_image(path: str | os.PathLike, short_side: int | None = None) -> Image.
 
     Raises:
         ImageError: the path does not exist, is a folder, is empty, is not an image, is
-            truncated or corrupt, or has more than :data:`MAX_PIXELS` pixels.
+            truncated or corrupt, has more than :data:`MAX_PIXELS` pixels, or is thinner than
+            :data:`MAX_ASPECT_RATIO`.
     """
     path = Path(path)
     if not path.exists():
@@ -84,7 +90,7 @@ def image_from_bytes(
         A fully decoded upright ``PIL.Image.Image`` in mode ``"RGB"``.
 
     Raises:
-        ImageError: empty, not an image, truncated or corrupt, or too large.
+        ImageError: empty, not an image, truncated or corrupt, too large or too thin.
     """
     if len(data) == 0:
         raise ImageError(name, "the file is empty (0 bytes)")
@@ -100,6 +106,12 @@ def image_from_bytes(
                     f"the image is {width}x{height} pixels, more than the {MAX_PIXELS:,} "
                     "pixels accepted (a guard against decompression bombs)",
                 )
+            if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+                raise ImageError(
+                    name,
+                    f"the image is {width}x{height} pixels: too thin to be a photo "
+                    f"(sides more than {MAX_ASPECT_RATIO}:1)",
+                )
             if short_side and image.format == "JPEG" and min(width, height) > 2 * short_side:
                 scale = short_side / min(width, height)
                 image.draft("RGB", (round(width * scale), round(height * scale)))
@@ -109,7 +121,11 @@ def image_from_bytes(
     except UnidentifiedImageError:
         raise ImageError(name, "not an image file PIL can read (is it a photo?)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(name, "the image is too large (decompression-bomb guard)") from None
+        raise ImageError(
+            name,
+            f"the image has more than the {MAX_PIXELS:,} pixels accepted "
+            "(a guard against decompression bombs)",
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         # PIL reports a truncated JPEG as OSError("image file is truncated ...").
         raise ImageError(name, f"the image is truncated or corrupt ({error})") from None

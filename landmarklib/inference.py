@@ -10,6 +10,7 @@ Which model file is used, in this order: the ``model`` argument; ``$LANDMARKLIB_
 
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ def model_path(model: str | os.PathLike | None = None) -> Path:
         path = Path(os.environ[MODEL_ENV]).expanduser()
     else:
         path = default_model_path()
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a folder; give the model file inside it")
     if not path.is_file():
         raise FileNotFoundError(
             f"No trained model at {path}. Make one by running "
@@ -99,6 +102,7 @@ class Predictor:
             landmarklib.images.ImageError: the file is missing or not a usable photo.
         """
         check_k(k, len(self.class_names))
+        k = operator.index(k)
         if not isinstance(image, Image.Image):
             image = open_image(image, short_side=self.saved.input_size)
         probs = self.probabilities([image])[0]
@@ -107,8 +111,13 @@ class Predictor:
 
 
 def check_k(k: int, n_classes: int) -> None:
-    """Raise ValueError unless ``1 <= k <= n_classes``."""
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_classes:
+    """Raise ValueError unless ``k`` is a whole number (int or numpy integer) in
+    ``[1, n_classes]``."""
+    try:
+        whole = operator.index(k) if not isinstance(k, bool) else None
+    except TypeError:
+        whole = None
+    if whole is None or not 1 <= whole <= n_classes:
         raise ValueError(f"k must be a whole number from 1 to {n_classes} (the number of "
                          f"landmarks the model knows), got {k!r}")
 
@@ -233,7 +242,7 @@ def suggest_locations(
     Taught in notebooks/04_inference_and_app.ipynb, 'Suggesting locations'.
     """
     predictor = get_predictor(model)
-    image = open_image(image_path)
+    image = open_image(image_path, short_side=predictor.saved.input_size)
     top = predictor.top_k(image, k)
     names = [n for n, _ in top]
     probabilities = [p for _, p in top]

@@ -211,8 +211,9 @@ def cached_features(
     """:func:`extract_features`, computed once and then read from disk.
 
     The cache file is ``<cache_dir()>/features/<backbone_name>-<key>.pt``, where the key hashes
-    the files the loader reads (paths, sizes, modification times, in loader order) and the
-    transform's description, so new photos or another input size give a new file. Written
+    the backbone's weights, the files the loader reads (paths, sizes, modification times, in
+    loader order) and the transform's description, so other weights (say, after
+    fine-tuning), new photos or another input size give a new file. Written
     atomically; read with ``weights_only=True``.
 
     Args:
@@ -223,7 +224,8 @@ def cached_features(
     Returns:
         ``(features, labels)``: float32 ``(N, F)`` and int64 ``(N,)``.
     """
-    path = cache_dir() / "features" / f"{backbone_name}-{_loader_key(loader)}.pt"
+    key = hashlib.sha256((_weights_key(backbone) + _loader_key(loader)).encode()).hexdigest()[:20]
+    path = cache_dir() / "features" / f"{backbone_name}-{key}.pt"
     if path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return saved["features"], saved["labels"]
@@ -234,6 +236,15 @@ def cached_features(
     torch.save({"features": features, "labels": labels}, tmp)
     os.replace(tmp, path)
     return features, labels
+
+
+def _weights_key(module: nn.Module) -> str:
+    """Hash of a module's weights and buffers (about 20 ms for Lite0's 3.4 M weights)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _loader_key(loader: DataLoader) -> str:

@@ -77,6 +77,13 @@ def test_broken_files_are_reported_not_fatal(tiny_copy):
     assert "truncated.jpg" in str(report) and "duplicate" in str(report)
 
 
+def test_hidden_folders_are_not_classes(tiny_copy):
+    (tiny_copy / "train" / ".ipynb_checkpoints").mkdir()
+    (tiny_copy / "test" / "__MACOSX").mkdir()
+    report = data.check_layout(tiny_copy)
+    assert report.problems == [] and len(report.classes) == 7
+
+
 def test_fatal_layout_problems(tiny_copy):
     shutil.rmtree(tiny_copy / "test" / "44.Trevi_Fountain")
     for photo in (tiny_copy / "train" / "41.Machu_Picchu").iterdir():

@@ -84,6 +84,13 @@ def test_decompression_bomb_guard(tmp_path, monkeypatch):
         open_image(path)
 
 
+def test_thin_images_are_refused(tmp_path):
+    path = _save(Image.new("L", (2, 200)), tmp_path / "needle.png")
+    with pytest.raises(ImageError, match="2x200 pixels: too thin"):
+        open_image(path)
+    assert open_image(_save(Image.new("L", (10, 290)), tmp_path / "tall.png")).size == (10, 290)
+
+
 def test_bytes_and_file_give_the_same_image(tmp_path):
     path = _save(Image.new("RGB", (9, 7), (1, 2, 3)), tmp_path / "x.png")
     from_bytes = image_from_bytes(memoryview(path.read_bytes()), name="x.png")

@@ -109,6 +109,7 @@ def _bad_input_corpus(folder: Path) -> dict[str, tuple[Path, str | None]]:
     add("gray.jpg", None, lambda p: photo.convert("L").save(p))
     add("tiny.png", None, lambda p: photo.resize((10, 10)).save(p))
     add("huge.png", "decompression", lambda p: Image.new("1", (12_000, 9_000)).save(p))
+    add("needle.png", "too thin", lambda p: Image.new("L", (1, 60_000)).save(p))
     add("with space é.jpg", None, lambda p: photo.save(p))
     return corpus
 
@@ -136,6 +137,10 @@ def test_exif_rotated_photo_is_classified_upright(model, tmp_path):
     name, probability = inference.predict_with_probabilities(path, k=1)[0]
     assert name == expected[0] == "Taj Mahal"
     assert probability == pytest.approx(expected[1], abs=0.15)
+
+
+def test_numpy_k_is_accepted(model):
+    assert len(inference.predict_landmarks(EIFFEL[0], k=np.int64(2))) == 2
 
 
 @pytest.mark.parametrize("k", [0, -1, 8, 2.5, True])
@@ -173,8 +178,19 @@ def test_cli_errors_have_exit_codes_and_one_line(model, capsys, tmp_path):
     captured = capsys.readouterr()
     assert captured.out.startswith(f"{EIFFEL[0]}: Eiffel Tower")
     assert captured.err.strip() == f"landmarklib predict: {bad}: not an image file PIL can read (is it a photo?)"
-    assert cli.main(["predict", str(EIFFEL[0]), "-k", "0"]) == 1
+    assert cli.main(["predict", str(EIFFEL[0]), "-k", "8"]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as bad_k:
+        cli.main(["predict", str(EIFFEL[0]), "-k", "0"])
+    assert bad_k.value.code == 2
+    capsys.readouterr()
+    empty = tmp_path / "no photos"
+    (empty / ".ipynb_checkpoints").mkdir(parents=True)
+    (empty / ".ipynb_checkpoints" / "x.jpg").write_bytes(EIFFEL[0].read_bytes())
+    assert cli.main(["predict", str(empty)]) == 1
+    assert capsys.readouterr().err.strip() == f"landmarklib predict: {empty}: no photos in this folder"
+    assert cli.main(["train", "transfer", "--out", str(tmp_path), "--data", str(tiny_data_root())]) == 1
+    assert "is a folder" in capsys.readouterr().err
     assert cli.main(["predict", str(EIFFEL[0]), "--model", str(tmp_path / "none.pt")]) == 1
     assert "No trained model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:

@@ -78,6 +78,11 @@ def test_feature_cache_is_hit_on_the_second_run(monkeypatch):
     other = _tiny_loaders(model.spec.__class__(**{**model.spec.__dict__, "input_size": 96}))
     transfer.cached_features(model.backbone, "efficientnet_lite0", other.valid, progress=False)
     assert calls == [1]
+    # Other weights (another initialisation, or after fine-tuning): a new cache entry too.
+    retrained = transfer.build_transfer_model(7, pretrained=False)
+    transfer.cached_features(retrained.backbone, "efficientnet_lite0", loaders.valid,
+                             progress=False)
+    assert calls == [1, 1]
 
 
 def test_features_match_the_full_model():
@@ -109,8 +114,6 @@ def test_model_file_round_trip(tmp_path):
 
 
 def test_load_model_errors(tmp_path):
-
-
     with pytest.raises(FileNotFoundError, match="No model file"):
         export.load_model(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
@@ -120,6 +123,12 @@ def test_load_model_errors(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a landmarklib model file"):
         export.load_model(tmp_path / "other.pt")
+    torch.save({"format": export.FORMAT, "code": export.SavedModel}, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match="refused: the file holds code"):
+        export.load_model(tmp_path / "code.pt")
+    torch.save({"format": export.FORMAT, "class_folders": ["a"]}, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match="edited.pt: a damaged or edited model file"):
+        export.load_model(tmp_path / "edited.pt")
 
 
 def test_scratch_model_file_round_trip(tmp_path):
