@@ -216,7 +216,9 @@ def evaluate_model(
     return summarize(log_probs, labels, class_names, split=split)
 
 
-def most_confident_mistakes(log_probs: torch.Tensor, labels: torch.Tensor, k: int = 12) -> torch.Tensor:
+def most_confident_mistakes(
+    log_probs: torch.Tensor, labels: torch.Tensor, k: int = 12
+) -> torch.Tensor:
     """The photos the model got wrong while being most sure of itself, for a gallery.
 
     Args:

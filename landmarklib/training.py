@@ -42,6 +42,7 @@ __all__ = [
     "Recipe",
     "make_optimizer",
     "make_loss",
+    "amp_settings",
     "train_one_epoch",
     "evaluate",
     "History",
@@ -125,7 +126,9 @@ class Recipe:
     seed: int = 0
 
 
-def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.AdamW:
+def make_optimizer(
+    model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0
+) -> torch.optim.AdamW:
     """AdamW over the parameters of ``model`` that require gradients (frozen ones are left out).
 
     With ``weight_decay=0`` AdamW is exactly Adam. Weight decay in AdamW is *decoupled*: each
@@ -369,7 +372,8 @@ class History:
         best = " *" if self.best_epoch == i + 1 else ""
         of = f"/{total}" if total else ""
         return (
-            f"epoch {i + 1:>3}{of}  train loss {self.train_loss[i]:.3f} acc {self.train_acc[i]:6.1%}"
+            f"epoch {i + 1:>3}{of}"
+            f"  train loss {self.train_loss[i]:.3f} acc {self.train_acc[i]:6.1%}"
             f"  valid loss {self.valid_loss[i]:.3f} acc {self.valid_acc[i]:6.1%}"
             f"  lr {self.lr[i]:.2e}  {self.seconds[i]:5.1f} s{best}"
         )
@@ -568,7 +572,9 @@ def _make_scheduler(name: str | None, optimizer, epochs: int, steps_per_epoch: i
 
 
 def _patience_ran_out(history: History, patience: int | None) -> bool:
-    return patience is not None and len(history) > 0 and len(history) - history.best_epoch >= patience
+    if patience is None or len(history) == 0:
+        return False
+    return len(history) - history.best_epoch >= patience
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -613,7 +619,8 @@ def _rng_states(generator: torch.Generator | None) -> dict:
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {
         "python": [py_version, torch.tensor(py_state, dtype=torch.int64), py_gauss],
-        "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+        "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss,
+                  np_gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "loader": generator.get_state() if generator is not None else None,
@@ -621,10 +628,12 @@ def _rng_states(generator: torch.Generator | None) -> dict:
 
 
 def _set_rng_states(states: dict, generator: torch.Generator | None) -> None:
+    """Put every random generator back in the state :func:`_rng_states` recorded."""
     py_version, py_state, py_gauss = states["python"]
     random.setstate((py_version, tuple(py_state.tolist()), py_gauss))
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = states["numpy"]
-    np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    np_keys = np_keys.numpy().astype(np.uint32)
+    np.random.set_state((np_kind, np_keys, np_pos, np_has_gauss, np_gauss))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

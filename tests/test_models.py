@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from landmarklib.models import LandmarkCNN, conv_block, count_parameters, init_weights, too_small_cnn
+from landmarklib.models import (
+    LandmarkCNN,
+    conv_block,
+    count_parameters,
+    init_weights,
+    too_small_cnn,
+)
 
 
 @pytest.mark.parametrize(("n_classes", "size"), [(50, 128), (44, 96), (7, 32), (3, (48, 80))])

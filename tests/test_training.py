@@ -378,14 +378,14 @@ def test_overfit_one_batch_passes_for_the_real_model_and_fails_for_the_too_small
     assert images.shape == (32, 3, SIZE, SIZE) and labels.unique().numel() == 7
     model = LandmarkCNN(7)
     before = [p.clone() for p in model.parameters()]
-    real = overfit_one_batch(model, (images, labels), steps=50, lr=1e-3)
-    assert isinstance(real, OverfitResult) and len(real.losses) == 50
+    real = overfit_one_batch(model, (images, labels), steps=30, lr=1e-3)
+    assert isinstance(real, OverfitResult) and len(real.losses) == 30
     assert real.passed and real.final_loss < 0.05 < real.losses[0]
     assert str(real).startswith("PASSED")
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # a copy trained
 
-    small = overfit_one_batch(lambda: too_small_cnn(7), (images, labels), steps=50, lr=1e-3)
+    small = overfit_one_batch(lambda: too_small_cnn(7), (images, labels), steps=30, lr=1e-3)
     assert not small.passed and small.final_loss > 1.0 and str(small).startswith("FAILED")
     # Not a matter of patience: ten times the steps at ten times the learning rate fail too.
-    longer = overfit_one_batch(lambda: too_small_cnn(7), (images, labels), steps=500, lr=1e-2)
+    longer = overfit_one_batch(lambda: too_small_cnn(7), (images, labels), steps=300, lr=1e-2)
     assert not longer.passed and longer.final_loss > 0.5
