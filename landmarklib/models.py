@@ -224,9 +224,7 @@ def init_weights(model: nn.Module, scheme: str = "custom", seed: int | None = No
                 if module.bias is not None:
                     module.bias.zero_()
         elif hasattr(module, "reset_parameters"):
-            module.reset_parameters()  # the default scheme, and BatchNorm in both
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            module.reset_running_stats()
+            module.reset_parameters()  # the default scheme; BatchNorm (with its statistics) in both
     return model
 
 
