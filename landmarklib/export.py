@@ -12,8 +12,13 @@ opening a file from someone else runs no code):
   ``resize_ratio`` (see :func:`landmarklib.data.eval_transform`);
 * ``metrics`` (e.g. test accuracy) and ``created`` (UTC time), for the record.
 
-A transfer model is rebuilt with ``pretrained=False`` (the file holds the backbone's weights
-too), so loading never downloads anything.
+A transfer model is rebuilt with random weights before the file's are loaded (the file holds
+the backbone's weights too), so loading never downloads anything. :func:`rebuild_network` is the
+one place that turns an ``architecture`` record back into a network. For the default backbone,
+EfficientNet-Lite0, it uses :mod:`landmarklib.efficientnet_lite`, which imports only torch:
+importing this module, and loading such a file, needs neither timm nor torchvision (about 2 s of
+imports on a 2-core laptop, most of the time it takes to tag one photo from a new process).
+The other backbones come from :mod:`landmarklib.transfer`, imported when first needed.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.models import LandmarkCNN
-from landmarklib.transfer import TransferModel, build_transfer_model
 
 FORMAT = "landmarklib-model/1"
 
@@ -49,14 +54,18 @@ class SavedModel:
 
 
 def architecture_of(model: nn.Module) -> dict:
-    """The recipe to rebuild ``model``: a :class:`~landmarklib.models.LandmarkCNN` or a
-    :class:`~landmarklib.transfer.TransferModel`.
+    """The recipe to rebuild ``model``: a :class:`~landmarklib.models.LandmarkCNN`, a
+    :class:`~landmarklib.transfer.TransferModel` or a :class:`RebuiltTransferModel`.
 
     Raises:
         TypeError: another kind of network (it could not be rebuilt from the file).
     """
     if isinstance(model, LandmarkCNN):
         return {"kind": "scratch", **model.config}
+    if isinstance(model, RebuiltTransferModel):
+        return {"kind": "transfer", **model.config}
+    from landmarklib.transfer import TransferModel  # imports timm and torchvision
+
     if isinstance(model, TransferModel):
         return {"kind": "transfer", **model.config}
     raise TypeError(
@@ -117,6 +126,117 @@ def save_model(
     return path
 
 
+# ------------------------------------------------------------ rebuilding a saved network
+
+
+def rebuild_network(architecture: dict, n_classes: int) -> nn.Module:
+    """The network an ``architecture`` record describes, with random weights, ready for
+    ``load_state_dict`` of the file's weights.
+
+    This is the one function that turns a record back into a network; add a new kind here.
+
+    Args:
+        architecture: the file's ``"architecture"``: ``{"kind": "scratch", **LandmarkCNN
+            arguments}`` or ``{"kind": "transfer", "backbone": ..., "hidden": ...,
+            "dropout": ...}``.
+        n_classes: the number of classes (the length of the file's ``class_folders``).
+
+    Returns:
+        A :class:`~landmarklib.models.LandmarkCNN`; for a transfer model with the default
+        backbone a :class:`RebuiltTransferModel` (same weights' names, same output as the
+        :class:`~landmarklib.transfer.TransferModel` that was saved, built without timm or
+        torchvision); for another backbone a ``TransferModel`` (imports timm and torchvision).
+
+    Raises:
+        KeyError: no ``"kind"``.
+        TypeError: an argument the architecture does not take.
+        ValueError: an unknown kind or backbone.
+    """
+    architecture = dict(architecture)
+    kind = architecture.pop("kind")
+    if kind == "scratch":
+        return LandmarkCNN(n_classes=n_classes, **architecture)
+    if kind == "transfer":
+        return rebuild_transfer_model(n_classes, **architecture)
+    raise ValueError(f"unknown architecture {kind!r}")
+
+
+def rebuild_transfer_model(n_classes: int, backbone: str = "efficientnet_lite0",
+                           hidden: int = 512, dropout: float = 0.3) -> nn.Module:
+    """A frozen backbone with a new head, as
+    :func:`landmarklib.transfer.build_transfer_model` builds it, with random weights.
+
+    For ``"efficientnet_lite0"`` the backbone is :class:`~landmarklib.efficientnet_lite.
+    EfficientNetLite0` (no timm, no torchvision); any other backbone is built by
+    ``build_transfer_model(..., pretrained=False)``, which downloads nothing.
+
+    Raises:
+        ValueError: an unknown backbone.
+    """
+    config = {"backbone": backbone, "hidden": hidden, "dropout": dropout}
+    if backbone != "efficientnet_lite0":
+        from landmarklib.transfer import build_transfer_model  # imports timm and torchvision
+
+        return build_transfer_model(n_classes, backbone, hidden, dropout, pretrained=False)
+    features = EfficientNetLite0().eval()
+    for parameter in features.parameters():
+        parameter.requires_grad = False
+    head = head_layers(features.num_features, n_classes, hidden, dropout)
+    return RebuiltTransferModel(features, head, config)
+
+
+def head_layers(num_features: int, num_classes: int, hidden: int = 512,
+                dropout: float = 0.3) -> nn.Sequential:
+    """The layers of :func:`landmarklib.transfer.classifier_head` (Linear -> ReLU -> Dropout ->
+    Linear -> LogSoftmax; with ``hidden=0``, Dropout -> Linear -> LogSoftmax), restated here
+    because :mod:`landmarklib.transfer` imports torchvision. ``tests/test_inference_lean.py``
+    checks that the two build the same layers.
+
+    Returns:
+        A module mapping float32 ``(N, num_features)`` to log-probabilities ``(N, num_classes)``.
+    """
+    if hidden == 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, num_classes),
+                             nn.LogSoftmax(dim=1))
+    return nn.Sequential(
+        nn.Linear(num_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+        nn.LogSoftmax(dim=1),
+    )
+
+
+class RebuiltTransferModel(nn.Module):
+    """A transfer model rebuilt from a model file without timm or torchvision: ``forward``
+    maps normalised photos float32 ``(N, 3, H, W)`` to log-probabilities ``(N, C)``.
+
+    It has the children, ``state_dict`` keys and training behaviour of the
+    :class:`~landmarklib.transfer.TransferModel` it was saved from (``backbone``, ``head``; a
+    frozen backbone stays in eval mode in ``model.train()``), but no ``spec``: the input size
+    and normalisation are in the :class:`SavedModel`.
+
+    Attributes:
+        backbone, head: the two parts.
+        config: the ``"architecture"`` record, without ``"kind"``.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, config: dict):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.config = dict(config)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    def train(self, mode: bool = True) -> "RebuiltTransferModel":
+        super().train(mode)
+        if not any(p.requires_grad for p in self.backbone.parameters()):
+            self.backbone.eval()
+        return self
+
+
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> SavedModel:
     """Read a file written by :func:`save_model` and rebuild the network.
 
@@ -145,15 +265,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path}: not a landmarklib model file (format {FORMAT} expected)")
     try:
-        architecture = dict(record["architecture"])
-        kind = architecture.pop("kind")
-        n_classes = len(record["class_folders"])
-        if kind == "scratch":
-            model = LandmarkCNN(n_classes=n_classes, **architecture)
-        elif kind == "transfer":
-            model = build_transfer_model(n_classes, pretrained=False, **architecture)
-        else:
-            raise ValueError(f"unknown architecture {kind!r}")
+        model = rebuild_network(record["architecture"], len(record["class_folders"]))
         model.load_state_dict(record["state_dict"])
         for key in ("class_names", "input_size", "mean", "std"):
             record[key]  # noqa: B018 - a missing key is a damaged file
