@@ -1,7 +1,9 @@
 """Latency of tagging one photo with the default transfer model (EfficientNet-Lite0 + head).
 
 * cold: a new Python process imports landmarklib, loads the model file and classifies one
-  800-pixel photo (what `landmarklib predict photo.jpg` costs), median of 3 runs;
+  800-pixel photo, median of 3 runs: ``predict_landmarks`` from ``python -c``, and the command
+  line (``landmarklib predict photo.jpg``); for scale, ``import torch`` alone and
+  ``import landmarklib.inference`` (which imports neither torchvision nor timm);
 * warm: ``predict_landmarks`` on one 800-pixel photo with the model already loaded
   (decode + resize + forward pass), median of 20 calls;
 * batch: photos per second through ``Predictor.probabilities`` in batches of 32 (decoding
@@ -11,12 +13,15 @@
 
 Without --model a model is trained on the tiny subset first (same network, 7 classes: the
 cost of a forward pass does not depend on the number of classes in any measurable way).
-Photos: the 800-pixel originals in ../shared/data/landmark_images_partial.
+Photos: the 800-pixel originals in ../shared/data/landmark_images_partial. The load average
+(processes wanting a core, over the last minute) is printed before and after: with 2 cores,
+anything above about 1 means other jobs slowed the measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -32,23 +37,32 @@ def main() -> None:
     parser.add_argument("--model", help="model file (default: train one on the tiny subset)")
     args = parser.parse_args()
 
-    from landmarklib import inference, recipes
+    from landmarklib import inference
     from landmarklib.images import open_image
 
-    model = Path(args.model) if args.model else recipes.quick_tiny_model(
-        Path(tempfile.mkdtemp()) / "tiny_model.pt")
+    if args.model:
+        model = Path(args.model)
+    else:
+        from landmarklib import recipes
+
+        model = recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt")
     photos = sorted((SHARED / "landmark_images_partial" / "test").rglob("*.jpg"))
     photo = photos[0]
     print(f"photo {photo.name}: {open_image(photo).size[0]}x{open_image(photo).size[1]} px")
 
-    code = ("from landmarklib.inference import predict_landmarks; "
-            f"predict_landmarks({str(photo)!r}, k=5, model={str(model)!r})")
-    cold = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        cold.append(time.perf_counter() - start)
-    print(f"cold (new process: import, load model, 1 photo): {statistics.median(cold):.2f} s")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    commands = {
+        "import torch": "import torch",
+        "import landmarklib.inference": "import landmarklib.inference",
+        "cold, predict_landmarks (new process: import, load model, 1 photo)": (
+            "from landmarklib.inference import predict_landmarks; "
+            f"predict_landmarks({str(photo)!r}, k=5, model={str(model)!r})"),
+        "cold, landmarklib predict photo.jpg": (
+            "import sys; from landmarklib.cli import main; "
+            f"sys.exit(main(['predict', {str(photo)!r}, '--model', {str(model)!r}]))"),
+    }
+    for label, code in commands.items():
+        print(f"{label}: {statistics.median(_seconds(code) for _ in range(3)):.2f} s")
 
     inference.predict_landmarks(photo, k=5, model=model)  # load once
     warm = []
@@ -67,6 +81,14 @@ def main() -> None:
         predictor.probabilities(images)
     rate = 3 * 32 / (time.perf_counter() - start)
     print(f"batch of 32 (decoded photos): {rate:.0f} photos/s")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def _seconds(code: str) -> float:
+    """Wall-clock seconds of ``python -c code`` in a new process (its output discarded)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
