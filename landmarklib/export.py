@@ -18,7 +18,7 @@ one place that turns an ``architecture`` record back into a network. For the def
 EfficientNet-Lite0, it uses :mod:`landmarklib.efficientnet_lite`, which imports only torch:
 importing this module, and loading such a file, needs neither timm nor torchvision (about 2 s of
 imports on a 2-core laptop, most of the time it takes to tag one photo from a new process).
-The other backbones come from :mod:`landmarklib.transfer`, imported when first needed.
+The other backbones come from :mod:`landmarklib.backbones`, imported when first needed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from landmarklib import transfer
 from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.models import LandmarkCNN
 
@@ -55,22 +56,21 @@ class SavedModel:
 
 def architecture_of(model: nn.Module) -> dict:
     """The recipe to rebuild ``model``: a :class:`~landmarklib.models.LandmarkCNN`, a
-    :class:`~landmarklib.transfer.TransferModel` or a :class:`RebuiltTransferModel`.
+    :class:`~landmarklib.transfer.TransferModel` or a
+    :class:`~landmarklib.transfer.FineTunedModel`.
 
     Raises:
         TypeError: another kind of network (it could not be rebuilt from the file).
     """
     if isinstance(model, LandmarkCNN):
         return {"kind": "scratch", **model.config}
-    if isinstance(model, RebuiltTransferModel):
+    if isinstance(model, transfer.TransferModel):
         return {"kind": "transfer", **model.config}
-    from landmarklib.transfer import TransferModel  # imports timm and torchvision
-
-    if isinstance(model, TransferModel):
-        return {"kind": "transfer", **model.config}
+    if isinstance(model, transfer.FineTunedModel):
+        return {"kind": "finetuned", **model.config}
     raise TypeError(
-        f"cannot save a {type(model).__name__}: only LandmarkCNN and TransferModel can be "
-        "rebuilt from a model file"
+        f"cannot save a {type(model).__name__}: only LandmarkCNN, TransferModel and "
+        "FineTunedModel can be rebuilt from a model file"
     )
 
 
@@ -88,8 +88,9 @@ def save_model(
 
     Args:
         path: the file to write (folders are created).
-        model: a :class:`~landmarklib.models.LandmarkCNN` or
-            :class:`~landmarklib.transfer.TransferModel`.
+        model: a :class:`~landmarklib.models.LandmarkCNN`,
+            :class:`~landmarklib.transfer.TransferModel` or
+            :class:`~landmarklib.transfer.FineTunedModel`.
         class_folders: the class folder names in class-id order (``loaders.classes``).
         input_size: pixels of the square input the model was trained on.
         mean, std: the normalisation it was trained with (3 floats each).
@@ -137,15 +138,19 @@ def rebuild_network(architecture: dict, n_classes: int) -> nn.Module:
 
     Args:
         architecture: the file's ``"architecture"``: ``{"kind": "scratch", **LandmarkCNN
-            arguments}`` or ``{"kind": "transfer", "backbone": ..., "hidden": ...,
-            "dropout": ...}``.
+            arguments}``, ``{"kind": "transfer", "backbone": ..., "hidden": ...,
+            "dropout": ...}`` or ``{"kind": "finetuned", ..., "members": ...,
+            "top_blocks": ...}``.
         n_classes: the number of classes (the length of the file's ``class_folders``).
 
     Returns:
-        A :class:`~landmarklib.models.LandmarkCNN`; for a transfer model with the default
-        backbone a :class:`RebuiltTransferModel` (same weights' names, same output as the
-        :class:`~landmarklib.transfer.TransferModel` that was saved, built without timm or
-        torchvision); for another backbone a ``TransferModel`` (imports timm and torchvision).
+        A :class:`~landmarklib.models.LandmarkCNN`, a
+        :class:`~landmarklib.transfer.TransferModel` or a
+        :class:`~landmarklib.transfer.FineTunedModel` (for Lite0 without ``spec``: the
+        input size and normalisation are in the :class:`SavedModel`). The default backbone is
+        :class:`~landmarklib.efficientnet_lite.EfficientNetLite0`, built without timm or
+        torchvision; any other is built by :func:`landmarklib.backbones.create_backbone`
+        with ``pretrained=False`` (imports timm and torchvision; downloads nothing).
 
     Raises:
         KeyError: no ``"kind"``.
@@ -156,85 +161,20 @@ def rebuild_network(architecture: dict, n_classes: int) -> nn.Module:
     kind = architecture.pop("kind")
     if kind == "scratch":
         return LandmarkCNN(n_classes=n_classes, **architecture)
+    if kind not in ("transfer", "finetuned"):
+        raise ValueError(f"unknown architecture {kind!r}")
+    backbone = architecture.pop("backbone", "efficientnet_lite0")
+    if backbone == "efficientnet_lite0":
+        features, spec = EfficientNetLite0(), None
+    else:
+        from landmarklib.backbones import create_backbone  # imports timm and torchvision
+
+        features, spec = create_backbone(backbone, pretrained=False)
     if kind == "transfer":
-        return rebuild_transfer_model(n_classes, **architecture)
-    raise ValueError(f"unknown architecture {kind!r}")
-
-
-def rebuild_transfer_model(n_classes: int, backbone: str = "efficientnet_lite0",
-                           hidden: int = 512, dropout: float = 0.3) -> nn.Module:
-    """A frozen backbone with a new head, as
-    :func:`landmarklib.transfer.build_transfer_model` builds it, with random weights.
-
-    For ``"efficientnet_lite0"`` the backbone is :class:`~landmarklib.efficientnet_lite.
-    EfficientNetLite0` (no timm, no torchvision); any other backbone is built by
-    ``build_transfer_model(..., pretrained=False)``, which downloads nothing.
-
-    Raises:
-        ValueError: an unknown backbone.
-    """
-    config = {"backbone": backbone, "hidden": hidden, "dropout": dropout}
-    if backbone != "efficientnet_lite0":
-        from landmarklib.transfer import build_transfer_model  # imports timm and torchvision
-
-        return build_transfer_model(n_classes, backbone, hidden, dropout, pretrained=False)
-    features = EfficientNetLite0().eval()
-    for parameter in features.parameters():
-        parameter.requires_grad = False
-    head = head_layers(features.num_features, n_classes, hidden, dropout)
-    return RebuiltTransferModel(features, head, config)
-
-
-def head_layers(num_features: int, num_classes: int, hidden: int = 512,
-                dropout: float = 0.3) -> nn.Sequential:
-    """The layers of :func:`landmarklib.transfer.classifier_head` (Linear -> ReLU -> Dropout ->
-    Linear -> LogSoftmax; with ``hidden=0``, Dropout -> Linear -> LogSoftmax), restated here
-    because :mod:`landmarklib.transfer` imports torchvision. ``tests/test_inference_lean.py``
-    checks that the two build the same layers.
-
-    Returns:
-        A module mapping float32 ``(N, num_features)`` to log-probabilities ``(N, num_classes)``.
-    """
-    if hidden == 0:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, num_classes),
-                             nn.LogSoftmax(dim=1))
-    return nn.Sequential(
-        nn.Linear(num_features, hidden),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(hidden, num_classes),
-        nn.LogSoftmax(dim=1),
-    )
-
-
-class RebuiltTransferModel(nn.Module):
-    """A transfer model rebuilt from a model file without timm or torchvision: ``forward``
-    maps normalised photos float32 ``(N, 3, H, W)`` to log-probabilities ``(N, C)``.
-
-    It has the children, ``state_dict`` keys and training behaviour of the
-    :class:`~landmarklib.transfer.TransferModel` it was saved from (``backbone``, ``head``; a
-    frozen backbone stays in eval mode in ``model.train()``), but no ``spec``: the input size
-    and normalisation are in the :class:`SavedModel`.
-
-    Attributes:
-        backbone, head: the two parts.
-        config: the ``"architecture"`` record, without ``"kind"``.
-    """
-
-    def __init__(self, backbone: nn.Module, head: nn.Module, config: dict):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-        self.config = dict(config)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
-
-    def train(self, mode: bool = True) -> "RebuiltTransferModel":
-        super().train(mode)
-        if not any(p.requires_grad for p in self.backbone.parameters()):
-            self.backbone.eval()
-        return self
+        return transfer.transfer_model_from(features, n_classes, backbone, spec=spec,
+                                            **architecture)
+    return transfer.finetuned_model_from(features, n_classes, backbone, spec=spec,
+                                         **architecture)
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> SavedModel:

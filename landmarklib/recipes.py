@@ -13,6 +13,7 @@ same way.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class RunResult:
     test: evaluation.EvaluationResult
     history: training.History
     seconds: float
+    frozen: evaluation.EvaluationResult | None = None
 
 
 @dataclass
@@ -41,13 +43,18 @@ class TransferRecipe:
     Attributes:
         backbone: a name from :data:`landmarklib.backbones.BACKBONES`.
         hidden, dropout: the head (see :func:`landmarklib.transfer.classifier_head`).
-        epochs, lr, weight_decay: Adam(W) on the head's parameters only.
+        epochs, lr, weight_decay: AdamW on the head's parameters only, on frozen features.
         label_smoothing: see :func:`landmarklib.training.make_loss`.
-        flip_views: also extract features of the mirrored training photos (twice the
-            training examples for the head, for twice the extraction time of the training
-            split; no gain measured on landmarks44, so off by default).
-        batch_size: feature vectors per batch for the head.
-        seed: seeds the head's weights and the batch order.
+        mirrored: also compute features of the mirrored training photos: a second view of
+            each photo, for one more pass of the backbone over the training split.
+        members: fine-tuned tops after the head (0: stop at the frozen backbone and its head;
+            2 or more: an ensemble, see :class:`landmarklib.transfer.FineTunedModel`).
+        top_blocks: parts of the backbone in each top (see
+            :func:`landmarklib.transfer.split_backbone`).
+        finetune_epochs, finetune_lr, finetune_head_lr: one-cycle AdamW on a member's top
+            and head together (see :func:`landmarklib.transfer.finetuning_optimizer`).
+        batch_size: examples per batch for the head and for fine-tuning.
+        seed: seeds the heads' weights and the batch order (member ``k`` uses ``seed + k``).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -57,7 +64,12 @@ class TransferRecipe:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    flip_views: bool = False
+    mirrored: bool = True
+    members: int = 2
+    top_blocks: int = 3
+    finetune_epochs: int = 8
+    finetune_lr: float = 3e-3
+    finetune_head_lr: float = 3e-4
     batch_size: int = 64
     seed: int = 0
 
@@ -109,10 +121,17 @@ def train_transfer(
     pretrained: bool = True,
     progress: bool = True,
 ) -> RunResult:
-    """Train a new head on a frozen pre-trained backbone, evaluate once on test, and save.
+    """Transfer learning from a dataset folder to a saved model: the steps of notebook 03.
 
-    The backbone's features of every photo are computed once and cached on disk
-    (:func:`landmarklib.transfer.cached_features`); the head then trains on them in seconds.
+    1. **Feature extraction**: the frozen backbone's trunk runs once over every photo (and
+       the mirrored training photos); its outputs are cached on disk
+       (:func:`landmarklib.transfer.cached_features`).
+    2. **A new head** trains on the frozen features (the whole backbone frozen). With
+       ``recipe.members == 0`` this is the model saved.
+    3. **Fine-tuning**: each member, a copy of the backbone's top with its own head (trained
+       as in step 2 from its own random start), trains on the cached activations at a low
+       learning rate. The members' average is the model saved
+       (:class:`landmarklib.transfer.FineTunedModel`).
 
     Args:
         root: dataset folder (default :func:`landmarklib.data.data_root`).
@@ -122,7 +141,8 @@ def train_transfer(
         progress: progress bars.
 
     Returns:
-        A :class:`RunResult`.
+        A :class:`RunResult`; ``history`` is the last fine-tuning run's (the head's when
+        ``members == 0``) and ``frozen`` the test result of step 2.
     """
     from landmarklib.inference import default_model_path
 
@@ -131,34 +151,125 @@ def train_transfer(
     torch.manual_seed(recipe.seed)
     loaders = data.make_loaders(root, progress=progress, augment=False, in_memory=False,
                                 batch_size=64, **_backbone_input(recipe.backbone))
-    model = transfer.build_transfer_model(len(loaders.classes), recipe.backbone, recipe.hidden,
-                                          recipe.dropout, pretrained=pretrained)
-    features = {}
-    for split, loader in (("train", loaders.train), ("valid", loaders.valid),
-                          ("test", loaders.test)):
-        features[split] = transfer.cached_features(model.backbone, recipe.backbone, loader,
-                                                   progress=progress, split=split)
-    train = features["train"]
-    if recipe.flip_views:
-        flipped = transfer.flipped(loaders.train)
-        extra = transfer.cached_features(model.backbone, recipe.backbone, flipped,
-                                         progress=progress, split="train, mirrored")
-        train = (torch.cat([train[0], extra[0]]), torch.cat([train[1], extra[1]]))
-    train_loader, valid_loader = transfer.feature_loaders(train, features["valid"],
-                                                          recipe.batch_size, recipe.seed)
-    optimizer = training.make_optimizer(model.head, recipe.lr, recipe.weight_decay)
-    history = training.fit(model.head, train_loader, valid_loader, recipe.epochs,
-                           optimizer=optimizer, label_smoothing=recipe.label_smoothing,
-                           seed=recipe.seed, progress=False, live_plot=False)
-    model.eval()
-    with torch.inference_mode():
-        log_probs = model.head(features["test"][0])
-    test = evaluation.summarize(log_probs, features["test"][1], loaders.class_names)
+    n_classes = len(loaders.classes)
+    if recipe.members == 0:
+        model = transfer.build_transfer_model(n_classes, recipe.backbone, recipe.hidden,
+                                              recipe.dropout, pretrained=pretrained)
+        frozen, top, name, dtype = model.backbone, torch.nn.Identity(), recipe.backbone, torch.float32
+    else:
+        model = transfer.build_finetuned_model(
+            n_classes, recipe.backbone, recipe.hidden, recipe.dropout, recipe.members,
+            recipe.top_blocks, pretrained=pretrained)
+        frozen, top = model.trunk, copy.deepcopy(model.members[0].top)
+        name, dtype = f"{recipe.backbone}-trunk{recipe.top_blocks}", torch.bfloat16
+
+    # 1. The frozen part's outputs, once per photo; the features are the top's outputs.
+    outputs = transfer.trunk_activations(frozen, name, loaders, recipe.mirrored,
+                                         progress=progress, dtype=dtype)
+    features = {split: transfer.run_in_batches(top, x) for split, (x, _) in outputs.items()}
+
+    # 2. A head on frozen features; 3. each member: its own head as in 2, then fine-tuning.
+    heads = [model.head] if recipe.members == 0 else [m.head for m in model.members]
+    for k, head in enumerate(heads):
+        history = train_head(head, features, outputs, recipe, recipe.seed + k)
+        if k == 0:
+            frozen_test = evaluation.summarize(transfer.run_in_batches(head, features["test"]),
+                                               outputs["test"][1], loaders.class_names)
+        if recipe.members:
+            history = finetune_member(model.members[k], outputs, recipe, k, progress)
+    test = frozen_test
+    if recipe.members:
+        log_probs = transfer.run_in_batches(model.from_activations, outputs["test"][0])
+        test = evaluation.summarize(log_probs, outputs["test"][1], loaders.class_names)
     spec = model.spec
     out = Path(out) if out else default_model_path()
+    metrics = {**_metrics(test, history), "frozen_test_accuracy": frozen_test.accuracy}
     export.save_model(out, model, loaders.classes, spec.input_size, spec.mean, spec.std,
-                      metrics=_metrics(test, history))
-    return RunResult(out, test, history, time.perf_counter() - start)
+                      metrics=metrics)
+    return RunResult(out, test, history, time.perf_counter() - start, frozen=frozen_test)
+
+
+def train_head(
+    head: torch.nn.Module,
+    features: dict[str, torch.Tensor],
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    recipe: TransferRecipe,
+    seed: int | None = None,
+) -> training.History:
+    """Train a head from a fresh random start on frozen features (notebook 03, step 2).
+
+    Args:
+        head: from :func:`landmarklib.transfer.classifier_head`; its weights are reset.
+        features: ``{split: (N, F) float32}``, the frozen backbone's features of
+            ``"train"`` (and ``"train, mirrored"``, used as more training examples) and
+            ``"valid"``.
+        outputs: the matching ``{split: (outputs, labels)}`` of
+            :func:`landmarklib.transfer.trunk_activations` (for the labels).
+        recipe: ``epochs``, ``lr``, ``weight_decay``, ``label_smoothing``, ``batch_size``.
+        seed: seeds the head's weights and the batch order (default ``recipe.seed``).
+
+    Returns:
+        The head's :class:`~landmarklib.training.History` (the weights of its epoch with the
+        lowest validation loss are kept).
+    """
+    seed = recipe.seed if seed is None else seed
+    views = [split for split in ("train", "train, mirrored") if split in features]
+    train = (torch.cat([features[split] for split in views]),
+             outputs["train"][1].repeat(len(views)))
+    train_loader, valid_loader = transfer.feature_loaders(
+        train, (features["valid"], outputs["valid"][1]), recipe.batch_size, seed)
+    torch.manual_seed(seed)
+    _reset(head)
+    return training.fit(head, train_loader, valid_loader, recipe.epochs,
+                        optimizer=training.make_optimizer(head, recipe.lr, recipe.weight_decay),
+                        label_smoothing=recipe.label_smoothing, seed=seed, progress=False,
+                        live_plot=False)
+
+
+def finetune_member(
+    member: transfer.FineTunedTop,
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    recipe: TransferRecipe,
+    index: int = 0,
+    progress: bool = True,
+) -> training.History:
+    """Fine-tune one member of a :class:`~landmarklib.transfer.FineTunedModel`: its top and
+    head together, on the trunk's cached activations (notebook 03, step 3).
+
+    Train the member's head first (:func:`train_head`, on the features of its untrained
+    top): a random head would send large, noisy gradients into the pre-trained top.
+
+    Args:
+        member: a :class:`~landmarklib.transfer.FineTunedTop`.
+        outputs: the trunk's activations, from :func:`landmarklib.transfer.trunk_activations`;
+            both views of the training photos are used when present.
+        recipe: ``finetune_epochs``, ``finetune_lr`` and ``finetune_head_lr`` (one-cycle
+            AdamW), ``weight_decay``,
+            ``label_smoothing``, ``batch_size``.
+        index: the member's number; the batch order is seeded with ``recipe.seed + index``.
+        progress: progress bars.
+
+    Returns:
+        The fine-tuning :class:`~landmarklib.training.History` (the weights of the epoch with
+        the lowest validation loss are kept).
+    """
+    seed = recipe.seed + index
+    views = [outputs[split][0] for split in ("train", "train, mirrored") if split in outputs]
+    train_loader, valid_loader = transfer.activation_loaders(
+        views, outputs["train"][1], outputs["valid"], recipe.batch_size, seed)
+    return training.fit(
+        member, train_loader, valid_loader, recipe.finetune_epochs,
+        optimizer=transfer.finetuning_optimizer(member, recipe.finetune_lr, recipe.finetune_head_lr,
+                                                 recipe.weight_decay),
+        scheduler="onecycle", label_smoothing=recipe.label_smoothing, seed=seed,
+        amp_on_cpu=True, channels_last=True, progress=progress, live_plot=False)
+
+
+def _reset(head: torch.nn.Module) -> None:
+    """Fresh random weights for every layer of ``head`` (from the current random state)."""
+    for layer in head.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
 
 
 def _backbone_input(name: str) -> dict:
@@ -183,5 +294,5 @@ def quick_tiny_model(path: str | os.PathLike, progress: bool = False) -> Path:
     Returns:
         The model file written.
     """
-    recipe = TransferRecipe(hidden=64, epochs=15, batch_size=16)
+    recipe = TransferRecipe(hidden=64, epochs=15, batch_size=16, members=0, mirrored=False)
     return train_transfer(data.tiny_data_root(), path, recipe, progress=progress).model_path

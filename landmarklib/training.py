@@ -43,6 +43,7 @@ __all__ = [
     "make_optimizer",
     "make_loss",
     "amp_settings",
+    "fast_bfloat16",
     "train_one_epoch",
     "evaluate",
     "History",
@@ -162,18 +163,36 @@ def make_loss(label_smoothing: float = 0.0) -> nn.Module:
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
-def amp_settings(device: torch.device, enabled: bool = True):
+def amp_settings(device: torch.device, enabled: bool = True, cpu: bool = False):
     """Mixed-precision settings for ``device``: ``(autocast dtype or None, GradScaler or None)``.
 
     On CUDA: bfloat16 where the GPU supports it (no scaler needed: its range is float32's),
     else float16 with a :class:`torch.amp.GradScaler` (float16 gradients would underflow to 0
-    without scaling). Elsewhere, or with ``enabled=False``: ``(None, None)``, plain float32.
+    without scaling). On a CPU, only with ``cpu=True`` and where :func:`fast_bfloat16` says the
+    processor computes in bfloat16 natively: bfloat16 (about 2x faster for the transfer model's
+    last block on this project's 2-core machine). Otherwise, or with ``enabled=False``:
+    ``(None, None)``, plain float32.
     """
-    if not enabled or device.type != "cuda":
+    if not enabled:
+        return None, None
+    if device.type == "cpu" and cpu and fast_bfloat16(device):
+        return torch.bfloat16, None
+    if device.type != "cuda":
         return None, None
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def fast_bfloat16(device: torch.device | str) -> bool:
+    """True where bfloat16 autocast speeds up convolutions: CUDA, or a CPU that oneDNN says
+    supports bfloat16 natively (AVX-512 BF16 or AMX; elsewhere it is emulated, and slower)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -394,6 +413,7 @@ def fit(
     resume: bool = True,
     device: torch.device | str | None = None,
     amp: bool = True,
+    amp_on_cpu: bool = False,
     channels_last: bool = False,
     seed: int | None = 0,
     live_plot: bool | None = None,
@@ -442,6 +462,7 @@ def fit(
             overwrites it.
         device: default :func:`pick_device`.
         amp: use mixed precision on CUDA (see :func:`amp_settings`).
+        amp_on_cpu: also on a CPU with native bfloat16 (see :func:`amp_settings`).
         channels_last: store the model's weights channels-last (NHWC), which makes convolutions
             faster on most CPUs and on recent GPUs.
         seed: for a fresh run, seeds the random generators (:func:`seed_everything`) and the
@@ -477,7 +498,7 @@ def fit(
         loss_fn = make_loss(label_smoothing)
     steps_per_epoch = len(train)
     lr_scheduler = _make_scheduler(scheduler, optimizer, epochs, steps_per_epoch)
-    amp_dtype, scaler = amp_settings(device, amp)
+    amp_dtype, scaler = amp_settings(device, amp, cpu=amp_on_cpu)
     generator = getattr(train, "generator", None)  # a DataLoader's shuffling generator
 
     history = History()

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from landmarklib import data, export, inference, transfer
+from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.images import open_image
 
 PHOTOS = sorted(data.tiny_data_root().glob("test/*/*.jpg"))
@@ -27,7 +28,7 @@ def test_inference_and_cli_import_neither_torchvision_nor_timm(tiny_model_file):
         def heavy():
             return sorted({{m.split(".")[0] for m in sys.modules}} & {{"torchvision", "timm"}}
                           | {{m for m in sys.modules if m in ("landmarklib.data",
-                             "landmarklib.backbones", "landmarklib.transfer")}})
+                             "landmarklib.backbones")}})
 
         assert not heavy(), heavy()
         status = landmarklib.cli.main(["predict", {str(PHOTOS[0])!r}, "--model",
@@ -51,7 +52,8 @@ def test_lean_model_gives_the_full_models_probabilities(tiny_model_file):
     transform = data.eval_transform(record["input_size"], record["mean"], record["std"])
 
     predictor = inference.Predictor(export.load_model(tiny_model_file))
-    assert isinstance(predictor.model, export.RebuiltTransferModel)
+    assert isinstance(predictor.model, transfer.TransferModel)
+    assert isinstance(predictor.model.backbone, EfficientNetLite0)
     images = [open_image(photo, short_side=224) for photo in PHOTOS[::4]]
     with torch.inference_mode():
         expected = full(torch.stack([transform(image) for image in images])).exp()
@@ -85,15 +87,6 @@ def test_resize_crop_normalize_converts_to_rgb():
     rgba = Image.new("RGBA", (40, 30), (255, 0, 0, 0))  # transparent: white
     x = inference.resize_crop_normalize(rgba, 16, None, None)
     assert x.shape == (3, 16, 16) and torch.all(x == 1.0)
-
-
-@pytest.mark.parametrize("hidden", [0, 64])
-def test_head_layers_are_transfers_classifier_head(hidden):
-    ours = export.head_layers(1280, 7, hidden, 0.2)
-    theirs = transfer.classifier_head(1280, 7, hidden, 0.2)
-    assert repr(ours) == repr(theirs)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()}
 
 
 def test_rebuilt_model_saves_again_and_trains_like_a_transfer_model(tiny_model_file, tmp_path):

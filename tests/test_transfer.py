@@ -143,5 +143,5 @@ def test_scratch_model_file_round_trip(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(saved.model(x), model(x))
-    with pytest.raises(TypeError, match="only LandmarkCNN and TransferModel"):
+    with pytest.raises(TypeError, match="only LandmarkCNN, TransferModel and FineTunedModel"):
         export.save_model(tmp_path / "x.pt", torch.nn.Linear(2, 2), folders, 64, (0,) * 3, (1,) * 3)
