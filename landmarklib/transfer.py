@@ -317,8 +317,10 @@ def in_order(loader: DataLoader, mirrored: bool = False) -> DataLoader:
     if mirrored:
         dataset = Transformed(dataset.dataset,
                               v2.Compose([dataset.transform, v2.RandomHorizontalFlip(p=1.0)]))
+    # One pass only: no persistent workers (a later loader's forked workers would inherit
+    # this one's and fail to shut them down).
     return DataLoader(dataset, batch_size=loader.batch_size, shuffle=False,
-                      num_workers=loader.num_workers, persistent_workers=loader.num_workers > 0)
+                      num_workers=loader.num_workers)
 
 
 def feature_loaders(
@@ -371,8 +373,9 @@ def split_backbone(backbone: nn.Module, top_blocks: int = 3) -> tuple[nn.Sequent
         ValueError: ``top_blocks`` out of range, or a backbone that cannot be cut this way.
     """
     if type(backbone).__name__ in ("VGG", "EfficientNet") and hasattr(backbone, "avgpool"):
-        raise ValueError(f"cannot cut torchvision's {type(backbone).__name__}: its forward "
-                         "flattens between two children")
+        raise ValueError(f"cannot cut torchvision's {type(backbone).__name__} into trunk and "
+                         "top (its forward flattens between two children); use it frozen, "
+                         "with members=0")
     parts = _blocks_of(backbone)
     with_weights = [i for i, part in enumerate(parts) if any(True for _ in part.parameters())]
     if not 1 <= top_blocks < len(with_weights):
