@@ -234,6 +234,33 @@ def check_head_optimizer(optimizer, model) -> None:
     _ok("optimiser: it trains the head's parameters and nothing else.")
 
 
+def check_finetuning(history, member, original_top, epochs: int = 8) -> None:
+    """Check a fine-tuning run: ``epochs`` epochs recorded, finite losses, and the member's
+    top moved away from the ImageNet weights it started from (``original_top``, the frozen
+    top it was copied from).
+
+    Taught in notebooks/03_transfer_learning.ipynb, 'Fine-tuning the top'.
+    """
+    import math
+
+    import torch
+
+    if history is None or not hasattr(history, "valid_loss"):
+        _fail("Expected the History that training.fit returns: "
+              "history_finetuned = training.fit(member, ...).")
+    if len(history) != epochs:
+        _fail(f"The run has {len(history)} epochs, the exercise asks for {epochs}.")
+    if not all(math.isfinite(x) for x in history.train_loss + history.valid_loss):
+        _fail("A loss is not finite: the learning rate is probably too high.")
+    pairs = list(zip(member.top.parameters(), original_top.parameters()))
+    moved = sum(not torch.equal(a, b) for a, b in pairs)
+    if not moved:
+        _fail("The member's top has not changed: did the optimiser get the member "
+              "(top and head), and did training.fit train `member`?")
+    _ok(f"fine-tuning: {epochs} epochs, {moved} of the top's {len(pairs)} weight tensors "
+        f"moved; best validation accuracy {max(history.valid_acc):.1%}.")
+
+
 def check_accuracy(result, minimum: float) -> None:
     """Check a test result's accuracy against ``minimum`` (0-1), on the full data only.
 

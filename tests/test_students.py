@@ -110,6 +110,29 @@ def test_check_head_optimizer(capsys):
            match="not in the optimiser")
 
 
+def test_check_finetuning(capsys):
+    import copy
+
+    from landmarklib.training import History
+
+    original = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    member = SimpleNamespace(top=copy.deepcopy(original))
+    history = History()
+    for epoch in range(8):
+        history.append(train_loss=1.0 / (epoch + 1), valid_loss=1.2, train_acc=0.5,
+                       valid_acc=0.4 + epoch / 100, lr=1e-3, seconds=1.0)
+    _fails(students.check_finetuning, history, member, original, match="has not changed")
+    with torch.no_grad():
+        member.top[1].weight.add_(0.1)
+    students.check_finetuning(history, member, original)
+    assert "✓ fine-tuning: 8 epochs, 1 of the top's 4 weight tensors moved; best validation " \
+           "accuracy 47.0%" in capsys.readouterr().out
+    _fails(students.check_finetuning, history, member, original, 10, match="asks for 10")
+    history.valid_loss[3] = float("nan")
+    _fails(students.check_finetuning, history, member, original, match="not finite")
+    _fails(students.check_finetuning, None, member, original, match="Expected the History")
+
+
 def test_check_accuracy(capsys, monkeypatch):
     students.check_accuracy(SimpleNamespace(accuracy=0.4), 0.3)
     assert "✓ test accuracy 40.0%" in capsys.readouterr().out
