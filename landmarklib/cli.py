@@ -2,7 +2,7 @@
 
     landmarklib download                         # the real dataset, into the cache folder
     landmarklib check [--data DIR]               # layout report
-    landmarklib train transfer [--data DIR] [--members 2] [--epochs 30] [--out FILE]
+    landmarklib train transfer [--data DIR] [--members 2] [--out FILE]
     landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
     landmarklib evaluate [--model FILE] [--data DIR]
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE]
@@ -49,6 +49,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="landmarklib",
@@ -70,14 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("kind", choices=("transfer", "scratch"))
     train.add_argument("--data", help=data_help)
     train.add_argument("--out", help="model file to write")
-    train.add_argument("--epochs", type=_positive_int, help="epochs (default: the recipe's)")
-    train.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    train.add_argument("--epochs", type=_positive_int,
+                       help="epochs (default: the recipe's; transfer: of the head on frozen "
+                            "features, fine-tuning runs 8)")
+    train.add_argument("--lr", type=float,
+                       help="learning rate (default: the recipe's; transfer: the head's)")
     train.add_argument("--batch-size", type=_positive_int,
                        help="batch size (default: the recipe's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backbone", default="efficientnet_lite0",
                        help="transfer: pre-trained backbone (efficientnet_lite0 works offline)")
-    train.add_argument("--members", type=int,
+    train.add_argument("--members", type=_non_negative_int,
                        help="transfer: fine-tuned tops averaged (default 2; 0: frozen backbone "
                             "and head only, about 2x faster)")
     train.add_argument("--checkpoint", help="scratch: checkpoint file, to resume a killed run")
@@ -133,8 +144,8 @@ def _train(args) -> int:
         raise ValueError(f"--out {args.out} is a folder; give the model file to write")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
-    if args.members is not None and (args.kind == "scratch" or args.members < 0):
-        raise ValueError("--members is for `train transfer`, and at least 0")
+    if args.members is not None and args.kind == "scratch":
+        raise ValueError("--members is for `train transfer`")
     if args.kind == "scratch":
         recipe = replace(training.Recipe(), seed=args.seed, **overrides)
         result = recipes.train_scratch(args.data, args.out, recipe, checkpoint=args.checkpoint)

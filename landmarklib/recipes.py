@@ -129,8 +129,9 @@ def train_transfer(
     2. **A new head** trains on the frozen features (the whole backbone frozen). With
        ``recipe.members == 0`` this is the model saved.
     3. **Fine-tuning**: each member, a copy of the backbone's top with its own head (trained
-       as in step 2 from its own random start), trains on the cached activations at a low
-       learning rate. The members' average is the model saved
+       as in step 2 from its own random start), trains on the cached activations (see
+       :func:`landmarklib.transfer.finetuning_optimizer` for the learning rates). The
+       members' average is the model saved
        (:class:`landmarklib.transfer.FineTunedModel`).
 
     Args:
@@ -143,11 +144,20 @@ def train_transfer(
     Returns:
         A :class:`RunResult`; ``history`` is the last fine-tuning run's (the head's when
         ``members == 0``) and ``frozen`` the test result of step 2.
+
+    Raises:
+        ValueError: ``recipe.members < 0``, or members with a backbone that cannot be cut
+            (:data:`landmarklib.transfer.SPLITTABLE`), before anything is computed.
     """
     from landmarklib.inference import default_model_path
 
     start = time.perf_counter()
     recipe = recipe or TransferRecipe()
+    if recipe.members < 0:
+        raise ValueError(f"members must be 0 (frozen backbone) or more, not {recipe.members}")
+    if recipe.members and recipe.backbone not in transfer.SPLITTABLE:
+        raise ValueError(f"{recipe.backbone} cannot be fine-tuned here (only "
+                         f"{', '.join(transfer.SPLITTABLE)}); train it frozen, with members=0")
     torch.manual_seed(recipe.seed)
     loaders = data.make_loaders(root, progress=progress, augment=False, in_memory=False,
                                 batch_size=64, **_backbone_input(recipe.backbone))

@@ -10,8 +10,8 @@ Because a frozen backbone without augmentation maps each photo to the same featu
 epoch, :func:`extract_features` computes them once and caches them on disk; the head then
 trains on the feature vectors in seconds (:func:`feature_loaders`).
 
-**Fine-tuning the top.** Next, the last block(s) of the backbone may train too, at a low
-learning rate. :func:`split_backbone` cuts the backbone into a *trunk* that stays frozen and a
+**Fine-tuning the top.** Next, the last block(s) of the backbone may train too, starting from
+the ImageNet weights. :func:`split_backbone` cuts the backbone into a *trunk* that stays frozen and a
 *top* that is fine-tuned; the trunk's outputs (activation maps, e.g. ``(192, 7, 7)`` for
 Lite0) are computed once and cached like the features, so an epoch runs only the top: seconds
 instead of minutes on a CPU. A :class:`FineTunedModel` holds the trunk and one or more
@@ -157,8 +157,11 @@ def unfreeze_last(model: TransferModel, blocks: int = 1) -> int:
 
     "Blocks" are the backbone's last top-level children that hold parameters (for Lite0: the
     head convolution and its BatchNorm count as one block each, then ``blocks[-1]``, ...).
-    Fine-tune with a learning rate about ten times lower than the head's, so the pre-trained
-    weights move only a little.
+    This fine-tunes on photos, running the whole backbone every epoch; on a CPU, prefer
+    :func:`split_backbone` and :class:`FineTunedModel`, which run only the top on cached
+    activations. Start from a trained head (a random one sends large, noisy gradients into the
+    pre-trained weights), and try a few learning rates: :func:`finetuning_optimizer` gives the
+    values that worked on landmarks44.
 
     Returns:
         The number of scalar weights made trainable.
@@ -347,6 +350,11 @@ def feature_loaders(
 # ---------------------------------------------------------------------- fine-tuning the top
 
 
+#: Registry backbones that :func:`split_backbone` can cut (their ``forward`` runs their children
+#: in order); torchvision's VGG and EfficientNet flatten in between.
+SPLITTABLE = ("efficientnet_lite0", "resnet18", "resnet50")
+
+
 def split_backbone(backbone: nn.Module, top_blocks: int = 3) -> tuple[nn.Sequential, nn.Sequential]:
     """Cut a backbone into a frozen *trunk* and a *top* to fine-tune.
 
@@ -466,13 +474,24 @@ def build_finetuned_model(
         backbone: a name from :data:`landmarklib.backbones.BACKBONES` that
             :func:`split_backbone` can cut.
         hidden, dropout: see :func:`classifier_head`.
-        members: how many tops (and heads) to fine-tune; more than one is an ensemble.
+        members: how many tops (and heads) to fine-tune (at least 1); more than one is an
+            ensemble.
         top_blocks: see :func:`split_backbone`.
         pretrained, weights_path: see :func:`landmarklib.backbones.create_backbone`.
 
     Returns:
         A :class:`FineTunedModel` whose trunk is frozen; every member's top and head train.
+
+    Raises:
+        ValueError: ``members < 1``; a backbone not in :data:`SPLITTABLE` (checked before
+            anything is built or downloaded); ``top_blocks`` out of range.
     """
+    if backbone not in SPLITTABLE:
+        raise ValueError(f"{backbone} cannot be cut into trunk and top, so it cannot be "
+                         f"fine-tuned here (choose from {', '.join(SPLITTABLE)}); use it "
+                         "frozen (members=0)")
+    if members < 1:
+        raise ValueError(f"a fine-tuned model needs at least 1 member, not {members}")
     from landmarklib.backbones import create_backbone
 
     features, spec = create_backbone(backbone, pretrained=pretrained, weights_path=weights_path)
@@ -492,6 +511,8 @@ def finetuned_model_from(features: nn.Module, num_classes: int, backbone: str,
             ``features.num_features`` without a spec.
         backbone: its registry name (recorded in ``config``).
     """
+    if members < 1:
+        raise ValueError(f"a fine-tuned model needs at least 1 member, not {members}")
     features.eval()
     trunk, top = split_backbone(features, top_blocks)
     trunk.requires_grad_(False)

@@ -165,3 +165,40 @@ def test_finetuned_model_file_round_trip_without_timm(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x), atol=1e-5, rtol=0)
+
+
+def test_splittable_lists_exactly_the_backbones_that_can_be_cut():
+    from landmarklib.backbones import BACKBONES
+
+    for name in BACKBONES:
+        backbone, _ = create_backbone(name, pretrained=False)
+        if name in transfer.SPLITTABLE:
+            transfer.split_backbone(backbone, 1)
+        else:
+            with pytest.raises(ValueError, match="cannot cut"):
+                transfer.split_backbone(backbone, 1)
+
+
+def test_bad_member_counts_and_backbones_fail_before_any_work(monkeypatch, tmp_path):
+    import landmarklib.backbones
+
+    monkeypatch.setattr(landmarklib.backbones, "create_backbone",
+                        lambda *a, **k: pytest.fail("built a backbone before checking"))
+    with pytest.raises(ValueError, match="vgg19 cannot be cut into trunk and top"):
+        transfer.build_finetuned_model(7, "vgg19")
+    with pytest.raises(ValueError, match="at least 1 member, not 0"):
+        transfer.build_finetuned_model(7, members=0)
+    monkeypatch.setattr(data, "make_loaders", lambda *a, **k: pytest.fail("loaded data"))
+    with pytest.raises(ValueError, match="members must be 0"):
+        recipes.train_transfer(tmp_path, recipe=recipes.TransferRecipe(members=-1))
+    with pytest.raises(ValueError, match="vgg19 cannot be fine-tuned here"):
+        recipes.train_transfer(tmp_path, recipe=recipes.TransferRecipe(backbone="vgg19"))
+
+
+def test_cli_members_must_not_be_negative(capsys):
+    from landmarklib import cli
+
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["train", "transfer", "--members", "-1"])
+    assert usage.value.code == 2
+    assert "must be at least 0, got -1" in capsys.readouterr().err
