@@ -204,15 +204,20 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 # ------------------------------------------------------------------------ one pass over data
 
 
-def _progress_bar(loader, desc: str, enabled: bool):
+def progress_bar(loader, desc: str, enabled: bool = True, leave: bool = False):
     """A tqdm bar counting the batches of ``loader``, updated by hand.
 
     (``tqdm.auto.tqdm(loader)`` would call ``iter(loader)`` once more than the loop does: for a
     DataLoader that starts an extra pass, which draws from its shuffling generator, and so
     changes the order of the batches, and starts its worker processes twice.)
+    The extra iterator also outlives the loop (the bar holds it): its worker processes are
+    then inherited by the workers of the next loader, which print a shutdown traceback.
+
+    Returns:
+        A ``tqdm`` bar of ``len(loader)`` batches: call ``update()`` per batch, ``close()`` after.
     """
     total = len(loader) if hasattr(loader, "__len__") else None
-    return tqdm(total=total, desc=desc, leave=False, disable=not enabled, unit="batch")
+    return tqdm(total=total, desc=desc, leave=leave, disable=not enabled, unit="batch")
 
 
 def train_one_epoch(
@@ -258,7 +263,7 @@ def train_one_epoch(
     loss_fn = loss_fn if loss_fn is not None else nn.NLLLoss()
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = _progress_bar(loader, desc, progress)
+    bar = progress_bar(loader, desc, progress)
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -322,7 +327,7 @@ def evaluate(
     loss_fn = loss_fn if loss_fn is not None else nn.NLLLoss()
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = _progress_bar(loader, desc, progress)
+    bar = progress_bar(loader, desc, progress)
     with torch.inference_mode():
         for images, labels in loader:
             images = images.to(device, non_blocking=True)

@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
 
-from landmarklib.training import fast_bfloat16
+from landmarklib.training import fast_bfloat16, progress_bar
 
 if TYPE_CHECKING:
     from landmarklib.backbones import BackboneSpec
@@ -222,11 +221,14 @@ def extract_features(
         bfloat16 = fast_bfloat16(device)
     backbone = backbone.to(device).eval().to(memory_format=torch.channels_last)
     features, labels = [], []
-    for images, targets in tqdm(loader, desc=desc, disable=not progress):
+    bar = progress_bar(loader, desc, progress, leave=True)
+    for images, targets in loader:
         images = images.to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bfloat16):
             features.append(backbone(images).to(dtype).cpu())
         labels.append(targets)
+        bar.update()
+    bar.close()
     # Concatenated outside inference mode: ordinary tensors, usable to train the head.
     return torch.cat(features), torch.cat(labels)
 
