@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
+from landmarklib.cache import CACHE_ENV, cache_dir  # noqa: F401 - part of this module's API
 from landmarklib.images import ImageError, is_image_file, open_image
 from landmarklib.places import display_name
 
@@ -50,7 +51,6 @@ from landmarklib.places import display_name
 DATASET_URL = "https://udacity-dlnfd.s3-us-west-1.amazonaws.com/datasets/landmark_images.zip"
 DATA_ENV = "LANDMARK_DATA"
 TINY_ENV = "LANDMARKLIB_TINY"
-CACHE_ENV = "LANDMARKLIB_CACHE"
 SPLITS = ("train", "test")
 
 
@@ -68,19 +68,6 @@ def tiny_mode() -> bool:
 def tiny_data_root() -> Path:
     """The tiny real subset shipped inside the package (7 classes, 10 train + 3 test each)."""
     return Path(__file__).resolve().parent / "tiny"
-
-
-def cache_dir() -> Path:
-    """Folder for downloads, resized copies and cached statistics.
-
-    ``$LANDMARKLIB_CACHE`` if set, else the operating system's cache folder
-    (``~/.cache/landmarklib`` on Linux), as chosen by :func:`pooch.os_cache`.
-    """
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("landmarklib"))
 
 
 def data_root(path: str | os.PathLike | None = None, *, download: bool = False) -> Path:

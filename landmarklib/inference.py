@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from landmarklib.cache import cache_dir
 from landmarklib.export import SavedModel, load_model
 from landmarklib.images import open_image, to_rgb
 from landmarklib.places import Place, place_for
@@ -43,20 +44,10 @@ DEFAULT_THRESHOLD = 0.35
 
 
 def default_model_path() -> Path:
-    """``<cache_dir()>/models/landmark_classifier.pt``: where notebook 03 and
-    ``landmarklib train`` save the model, and where inference looks by default.
-
-    The cache folder is found as :func:`landmarklib.data.cache_dir` finds it
-    (``$LANDMARKLIB_CACHE``, else the system's cache folder), without importing
-    :mod:`landmarklib.data`; a test checks that the two agree.
-    """
-    if os.environ.get("LANDMARKLIB_CACHE"):
-        cache = Path(os.environ["LANDMARKLIB_CACHE"]).expanduser()
-    else:
-        import pooch
-
-        cache = Path(pooch.os_cache("landmarklib"))
-    return cache / "models" / "landmark_classifier.pt"
+    """``<cache_dir()>/models/landmark_classifier.pt`` (:func:`landmarklib.cache.cache_dir`):
+    where notebook 03 and ``landmarklib train`` save the model, and where inference looks by
+    default."""
+    return cache_dir() / "models" / "landmark_classifier.pt"
 
 
 def model_path(model: str | os.PathLike | None = None) -> Path:

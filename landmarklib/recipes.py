@@ -13,7 +13,6 @@ same way.
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from dataclasses import dataclass
@@ -170,7 +169,7 @@ def train_transfer(
         model = transfer.build_finetuned_model(
             n_classes, recipe.backbone, recipe.hidden, recipe.dropout, recipe.members,
             recipe.top_blocks, pretrained=pretrained)
-        frozen, top = model.trunk, copy.deepcopy(model.members[0].top)
+        frozen, top = model.trunk, model.members[0].top  # not trained yet: the frozen top
         name, dtype = f"{recipe.backbone}-trunk{recipe.top_blocks}", torch.bfloat16
 
     # 1. The frozen part's outputs, once per photo; the features are the top's outputs.

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from landmarklib.cache import cache_dir
 from landmarklib.training import fast_bfloat16, progress_bar
 
 if TYPE_CHECKING:
@@ -259,8 +260,6 @@ def cached_features(
     Returns:
         ``(features, labels)``: ``(N, ...)`` in ``dtype`` and int64 ``(N,)``.
     """
-    from landmarklib.data import cache_dir
-
     key = hashlib.sha256((_weights_key(backbone) + _loader_key(loader)
                           + str(dtype)).encode()).hexdigest()[:20]
     path = cache_dir() / "features" / f"{backbone_name}-{key}.pt"
