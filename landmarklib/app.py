@@ -29,8 +29,8 @@ from __future__ import annotations
 import html
 import io
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure

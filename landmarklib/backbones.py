@@ -218,7 +218,8 @@ def _load_lite0(weights_path: str | Path | None = None, pretrained: bool = True)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     if weights_path is None and not pretrained:
         return model
-    state_dict = torch.load(weights_path or lite0_weights_path(), map_location="cpu", weights_only=True)
+    state_dict = torch.load(weights_path or lite0_weights_path(), map_location="cpu",
+                            weights_only=True)
     if "_conv_stem.weight" in state_dict:  # the package's naming, not timm's
         state_dict = lite0_state_dict_to_timm(state_dict)
     model.load_state_dict(state_dict, strict=True)  # a missing or extra key is an error
@@ -336,8 +337,8 @@ def freeze(module: nn.Module) -> int:
 
     Mind the spelling: a project this one is modelled on wrote
     ``param.require_grad = False`` (no "s"), which only adds an unused
-    attribute, so its "frozen" VGG19 was trained in full. ``count_parameters``
-    shows whether freezing worked.
+    attribute, so its "frozen" VGG19 was trained in full.
+    :func:`landmarklib.models.count_parameters` shows whether freezing worked.
 
     Freezing does not touch BatchNorm's running statistics or dropout: those
     follow the training mode, so the caller puts a frozen backbone in eval
@@ -350,13 +351,6 @@ def freeze(module: nn.Module) -> int:
     for parameter in module.parameters():
         parameter.requires_grad = False
     return sum(parameter.numel() for parameter in module.parameters())
-
-
-def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """Count scalar weights: ``(trainable, frozen)``, by ``requires_grad``."""
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-    return trainable, frozen
 
 
 # --- ImageNet class names ---

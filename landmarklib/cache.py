@@ -2,18 +2,21 @@
 every module.
 
 Under it: ``landmark_images/`` (the downloaded dataset), ``stats/`` (mean and std),
-``resized/`` (resized copies), ``features/`` (cached backbone features and activations),
-``checkpoints/`` and ``models/`` (``landmark_classifier.pt``, the default model file).
+``checked/`` (which photos decode), ``resized/`` (resized copies), ``features/`` (cached
+backbone features and activations), ``checkpoints/`` and ``models/`` (the default model file,
+:func:`default_model_path`).
 
 This module imports nothing heavier than the standard library (pooch only when
-``$LANDMARKLIB_CACHE`` is unset), so that :mod:`landmarklib.inference` can find the default
-model without importing :mod:`landmarklib.data` (which imports torchvision).
+``$LANDMARKLIB_CACHE`` is unset), so that tagging photos can find the default model without
+importing torch.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+__all__ = ["CACHE_ENV", "cache_dir", "default_model_path"]
 
 CACHE_ENV = "LANDMARKLIB_CACHE"
 
@@ -29,3 +32,9 @@ def cache_dir() -> Path:
     import pooch
 
     return Path(pooch.os_cache("landmarklib"))
+
+
+def default_model_path() -> Path:
+    """``<cache_dir()>/models/landmark_classifier.pt``: where notebook 03 and
+    ``landmarklib train`` save the model, and where inference looks when given none."""
+    return cache_dir() / "models" / "landmark_classifier.pt"

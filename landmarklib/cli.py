@@ -8,8 +8,8 @@
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE]
     landmarklib make-student OUT_DIR [--notebooks DIR]   # student versions of the notebooks
 
-Exit status: 0 on success; 1 when something went wrong (one line on stderr says what; with
-``predict``, the other photos are still answered); 2 for a command line that makes no sense.
+Exit status: 0 on success; 1 when something went wrong (stderr says what; with ``predict``,
+the other photos are still answered); 2 for a command line that makes no sense.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-from landmarklib.images import ImageError, is_image_file
+from landmarklib.hardware import DEFAULT_PRECISION, PRECISION_ENV, PRECISIONS
+from landmarklib.images import ImageError, find_photos
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, BrokenPipeError):  # e.g. `landmarklib predict DIR | head -1`
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
             return 0
-        print(f"landmarklib {args.command}: error: {error}".splitlines()[0], file=sys.stderr)
+        print(f"landmarklib {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"landmarklib {args.command}: interrupted", file=sys.stderr)
@@ -71,7 +72,6 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="check a dataset folder's layout")
     check.add_argument("--data", help=data_help)
-    check.add_argument("--decode", action="store_true", help="fully decode every photo")
     check.set_defaults(run=_check)
 
     train = commands.add_parser("train", help="train a model and save it")
@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="transfer: fine-tuned tops averaged (default 2; 0: frozen backbone "
                             "and head only, about 2x faster)")
     train.add_argument("--checkpoint", help="scratch: checkpoint file, to resume a killed run")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="number format for training: float32, bfloat16, or auto (bfloat16 "
+                            "where the hardware computes it natively); default "
+                            f"${PRECISION_ENV} or {DEFAULT_PRECISION}")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
@@ -127,7 +131,7 @@ def _download(args) -> int:
 def _check(args) -> int:
     from landmarklib.data import check_layout, data_root
 
-    report = check_layout(data_root(args.data), decode=args.decode, warn=False)
+    report = check_layout(data_root(args.data), warn=False, progress=True)
     print(report)
     return 1 if report.problems else 0
 
@@ -135,19 +139,21 @@ def _check(args) -> int:
 def _train(args) -> int:
     from dataclasses import replace
 
-    from landmarklib import recipes, training
+    from landmarklib import recipes
     from landmarklib.backbones import BACKBONES
+    from landmarklib.training import Recipe
 
     if args.backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {args.backbone!r}; choose from {', '.join(BACKBONES)}")
     if args.out and Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a folder; give the model file to write")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr),
-                                   ("batch_size", args.batch_size)) if v is not None}
+                                   ("batch_size", args.batch_size),
+                                   ("precision", args.precision)) if v is not None}
     if args.members is not None and args.kind == "scratch":
         raise ValueError("--members is for `train transfer`")
     if args.kind == "scratch":
-        recipe = replace(training.Recipe(), seed=args.seed, **overrides)
+        recipe = replace(Recipe(), seed=args.seed, **overrides)
         result = recipes.train_scratch(args.data, args.out, recipe, checkpoint=args.checkpoint)
     else:
         if args.members is not None:
@@ -157,7 +163,7 @@ def _train(args) -> int:
         result = recipes.train_transfer(args.data, args.out, recipe)
         print(f"Frozen backbone and head: {result.frozen}")
     print(result.test)
-    print(f"Saved {result.model_path} ({result.seconds:.0f} s)")
+    print(f"Saved {result.model_path} ({result.seconds:.0f} s, trained in {result.precision})")
     return 0
 
 
@@ -189,10 +195,10 @@ def _predict(args) -> int:
     check_k(args.k, len(predictor.class_names))
     answers, failures = [], 0
     for name in args.paths:
-        if Path(name).is_dir() and not _photos([name]):
+        if Path(name).is_dir() and next(find_photos([name]), None) is None:
             failures += 1
             print(f"landmarklib predict: {name}: no photos in this folder", file=sys.stderr)
-    for path in _photos(args.paths):
+    for path in find_photos(args.paths):
         try:
             image = open_image(path, short_side=predictor.saved.input_size)
             top = predictor.top_k(image, args.k)
@@ -218,22 +224,6 @@ def _make_student(args) -> int:
     for path in students.make_student_notebooks(source, args.out_dir):
         print(path)
     return 0
-
-
-def _photos(paths: list[str]) -> list[Path]:
-    """Files as given, and the photos inside folders (sorted). A missing path is kept so that
-    it is reported like any other bad file."""
-    photos = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            photos += sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and is_image_file(p)
-                and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        else:
-            photos.append(path)
-    return photos
 
 
 def _place(place) -> dict:

@@ -15,58 +15,104 @@ accuracy an optimistic estimate.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
 from tqdm.auto import tqdm
 
-__all__ = ["predict", "EvaluationResult", "summarize", "evaluate_model", "most_confident_mistakes"]
+from landmarklib.hardware import autocast, resolve_precision
+
+__all__ = ["predict", "progress_bar", "EvaluationResult", "summarize", "evaluate_model",
+           "most_confident_mistakes"]
 
 
 def predict(
-    model: nn.Module,
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     loader: Iterable,
     device: torch.device | str | None = None,
     progress: bool = True,
+    *,
+    precision: str | None = "float32",
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+    desc: str = "predict",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of ``model`` for every photo of ``loader``, with the true labels.
+    """Run ``model`` over every batch of ``loader``, in eval mode, without gradients.
 
-    The model is put in eval mode and run under :func:`torch.inference_mode`. The loader must
-    not shuffle if the results are to be matched back to ``loader.dataset[i]``.
+    The one loop in landmarklib that runs a network over data: evaluation
+    (:func:`evaluate_model`, :func:`landmarklib.training.evaluate`), feature extraction and
+    cached activations (:mod:`landmarklib.transfer.features`) all call it. The model is put in
+    eval mode (dropout off, BatchNorm's running statistics) and run under
+    :func:`torch.inference_mode`. The loader must not shuffle if the results are to be matched
+    back to ``loader.dataset[i]``.
 
     Args:
-        model: maps float32 ``(B, 3, H, W)`` to log-probabilities ``(B, C)``.
-        loader: yields ``(images, labels)``: float32 ``(B, 3, H, W)`` and int64 ``(B,)``.
-        device: where to run (the model is moved there); default: where the model is.
+        model: a module, or any function of a batch (e.g. ``model.from_activations``), mapping
+            float ``(B, ...)`` to ``(B, ...)`` (log-probabilities ``(B, C)``, features, ...).
+        loader: yields ``(inputs, labels)``: float ``(B, ...)`` (cast to float32) and int64
+            ``(B,)``; empty batches (no photo decoded) are skipped.
+        device: where to run (a module is moved there); default: where the module is.
         progress: show a progress bar.
+        precision: see :mod:`landmarklib.hardware` (default float32; ``None``: the default
+            setting).
+        dtype: dtype of the returned outputs (``torch.bfloat16`` halves the memory of large
+            activation maps).
+        channels_last: run 4-D inputs and the module in the channels-last memory layout (NHWC),
+            faster for convolutions on most CPUs and recent GPUs.
+        desc: the progress bar's label.
 
     Returns:
-        ``(log_probs, labels)`` on the CPU: float32 ``(N, C)`` and int64 ``(N,)``, in the
-        loader's order.
+        ``(outputs, labels)`` on the CPU, in the loader's order: ``(N, ...)`` in ``dtype`` and
+        int64 ``(N,)``. Ordinary tensors (made outside inference mode), usable for training.
 
     Raises:
-        ValueError: the loader gave no batch.
+        ValueError: the loader gave no photo.
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
     """
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    model.to(device).eval()
-    all_log_probs, all_labels = [], []
-    with torch.inference_mode():
-        for images, labels in tqdm(loader, desc="predict", leave=False, disable=not progress):
-            log_probs = model(images.to(device, non_blocking=True))
-            all_log_probs.append(log_probs.float().cpu())
-            all_labels.append(torch.as_tensor(labels, dtype=torch.int64).cpu())
+    module = getattr(model, "__self__", model)  # the module behind a method such as
+    if isinstance(module, nn.Module):           # model.from_activations
+        parameter = next(module.parameters(), None)
+        device = device or (parameter.device if parameter is not None else "cpu")
+        module.to(device).eval()
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+    device = torch.device(device or "cpu")
+    precision = resolve_precision(precision, device)
+    outputs, all_labels = [], []
+    bar = progress_bar(loader, desc, progress)
+    with torch.inference_mode(), autocast(device, precision):
+        for inputs, labels in loader:
+            bar.update()
+            if len(labels) == 0:
+                continue
+            inputs = inputs.to(device, torch.float32, non_blocking=True)
+            if channels_last and inputs.dim() == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            outputs.append(model(inputs).to(dtype).cpu())
+            all_labels.append(torch.as_tensor(labels, dtype=torch.int64))
+    bar.close()
     if not all_labels:
-        raise ValueError("the loader gave no batch")
-    return torch.cat(all_log_probs), torch.cat(all_labels)
+        raise ValueError("the loader gave no photo")
+    return torch.cat(outputs), torch.cat(all_labels)
+
+
+def progress_bar(loader, desc: str, enabled: bool = True, leave: bool = False):
+    """A tqdm bar counting the batches of ``loader``, updated by hand.
+
+    (``tqdm(loader)`` would call ``iter(loader)`` once more than the loop does: for a
+    DataLoader that starts an extra pass, which draws from its shuffling generator, changes the
+    order of the batches, and leaves worker processes behind that print a shutdown traceback.)
+
+    Returns:
+        A ``tqdm`` bar of ``len(loader)`` batches: call ``update()`` per batch, ``close()`` after.
+    """
+    total = len(loader) if hasattr(loader, "__len__") else None
+    return tqdm(total=total, desc=desc, leave=leave, disable=not enabled, unit="batch")
 
 
 @dataclass
@@ -164,6 +210,11 @@ def summarize(
     names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
     if len(names) != n_classes:
         raise ValueError(f"{len(names)} class names for {n_classes} classes")
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_confusion_matrix,
+    )
+
     log_probs, labels = log_probs.float(), labels.long()
     # torchmetrics for top-k accuracy and the confusion matrix: well-tested implementations that
     # check their inputs (labels in range, shapes) and that readers may know from elsewhere.
@@ -212,7 +263,7 @@ def evaluate_model(
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
     """
-    log_probs, labels = predict(model, loader, device=device, progress=progress)
+    log_probs, labels = predict(model, loader, device, progress, desc=f"{split} photos")
     return summarize(log_probs, labels, class_names, split=split)
 
 

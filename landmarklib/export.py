@@ -10,6 +10,7 @@ opening a file from someone else runs no code):
 * ``class_names`` (display names) and ``class_folders``, in class-id order;
 * ``input_size`` (pixels), ``mean`` and ``std`` (the normalisation the model was trained with),
   ``resize_ratio`` (see :func:`landmarklib.data.eval_transform`);
+* ``precision``: the number format it was trained in (:mod:`landmarklib.hardware`);
 * ``metrics`` (e.g. test accuracy) and ``created`` (UTC time), for the record.
 
 A transfer model is rebuilt with random weights before the file's are loaded (the file holds
@@ -34,7 +35,9 @@ from torch import nn
 
 from landmarklib import transfer
 from landmarklib.efficientnet_lite import EfficientNetLite0
+from landmarklib.files import atomic_path
 from landmarklib.models import LandmarkCNN
+from landmarklib.places import display_name
 
 FORMAT = "landmarklib-model/1"
 
@@ -50,6 +53,7 @@ class SavedModel:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resize_ratio: float = 1.0
+    precision: str = "float32"
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
 
@@ -83,6 +87,7 @@ def save_model(
     std,
     resize_ratio: float = 1.0,
     metrics: dict | None = None,
+    precision: str = "float32",
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
 
@@ -96,34 +101,30 @@ def save_model(
         mean, std: the normalisation it was trained with (3 floats each).
         resize_ratio: see :func:`landmarklib.data.eval_transform`.
         metrics: numbers worth keeping with the model (floats, ints, strings).
+        precision: the number format it was trained in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``, see :func:`landmarklib.hardware.resolve_precision`).
 
     Returns:
         The path written.
     """
-    from landmarklib.data import class_names
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     record = {
         "format": FORMAT,
         "architecture": architecture_of(model),
         "state_dict": state,
-        "class_names": class_names(class_folders),
+        "class_names": [display_name(folder) for folder in class_folders],
         "class_folders": list(class_folders),
         "input_size": int(input_size),
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
         "resize_ratio": float(resize_ratio),
+        "precision": str(precision),
         "metrics": dict(metrics or {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(record, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -221,6 +222,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
         mean=tuple(record["mean"]),
         std=tuple(record["std"]),
         resize_ratio=record.get("resize_ratio", 1.0),
+        precision=record.get("precision", "float32"),
         metrics=dict(record.get("metrics", {})),
         path=path,
     )

@@ -17,13 +17,21 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: File extensions treated as photos (lower case). Anything else in a class folder is skipped.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+#: Photo formats, by file extension (lower case), that landmarklib looks for in folders.
+#: This is the one rule for which files are photos: the layout check, training, ``predict`` and
+#: ``tag`` on a folder all use it (through :func:`is_image_file`). AVIF is included when this
+#: Pillow can decode it (Pillow 11.3 and newer can).
+IMAGE_EXTENSIONS = tuple(
+    ext for ext in (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif",
+                    ".tiff", ".avif")
+    if Image.registered_extensions().get(ext) in Image.OPEN
+)
 
 #: Largest image accepted, in pixels (width x height): a guard against decompression bombs,
 #: small files that decode to gigabytes. PIL's own limit, 89,478,485 pixels (about 11,000 x
@@ -45,8 +53,43 @@ class ImageError(ValueError):
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """True if the file name has one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """True if the file name has one of :data:`IMAGE_EXTENSIONS` (case-insensitive) and is not
+    hidden (a name starting with ``.``, such as macOS's ``._photo.jpg`` resource forks)."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def find_photos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """The photos among and under ``paths``, one at a time, in a stable (sorted) order.
+
+    A file named directly is yielded whatever its name (whoever named it wants it tried, and
+    :func:`open_image` says what is wrong with it). Inside a folder, every level down, only
+    files that pass :func:`is_image_file` are yielded; hidden files and folders (names starting
+    with ``.``) are skipped, symbolic links to folders are not followed (no loops), and a
+    symbolic link to a file is followed only if the file lies inside the folder given.
+
+    Args:
+        paths: files and folders.
+
+    Yields:
+        :class:`~pathlib.Path` objects; a path that does not exist is yielded as it is, so
+        that the caller reports it like any other unusable file.
+    """
+    for given in paths:
+        root = Path(given)
+        if not root.is_dir():
+            yield root
+            continue
+        inside = root.resolve()
+        for folder, subfolders, files in os.walk(root):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(folder) / name
+                if not is_image_file(path):
+                    continue
+                if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                    continue
+                yield path
 
 
 def open_image(path: str | os.PathLike, short_side: int | None = None) -> Image.Image:
@@ -63,16 +106,19 @@ def open_image(path: str | os.PathLike, short_side: int | None = None) -> Image.
         according to its EXIF orientation tag.
 
     Raises:
-        ImageError: the path does not exist, is a folder, is empty, is not an image, is
-            truncated or corrupt, has more than :data:`MAX_PIXELS` pixels, or is thinner than
-            :data:`MAX_ASPECT_RATIO`.
+        ImageError: the path does not exist, is a folder, cannot be read (permissions, an
+            I/O error), is empty, is not an image, is truncated or corrupt, has more than
+            :data:`MAX_PIXELS` pixels, or is thinner than :data:`MAX_ASPECT_RATIO`.
     """
     path = Path(path)
     if not path.exists():
         raise ImageError(path, "no such file")
     if path.is_dir():
         raise ImageError(path, "is a folder, not a photo")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:  # permissions, a failing disk, a network share that went away
+        raise ImageError(path, f"cannot be read ({error.strerror or error})") from None
     return image_from_bytes(data, name=path, short_side=short_side)
 
 

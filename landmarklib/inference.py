@@ -7,11 +7,10 @@ once and kept (:func:`get_predictor`), not reloaded for every photo.
 Which model file is used, in this order: the ``model`` argument; ``$LANDMARKLIB_MODEL``;
 :func:`default_model_path` (where notebook 03 and ``landmarklib train`` save).
 
-Tagging one photo from a new Python process (``landmarklib predict photo.jpg``) should take at
-most 3 seconds on a 2-core laptop, and importing torch alone takes about 1.5 s there. So this
-module imports neither torchvision nor timm (nor :mod:`landmarklib.data`, which imports
-torchvision), about 2 s of imports: photos are resized with torch alone
-(:func:`resize_crop_normalize`), and a Lite0 model is rebuilt without timm
+Photos go through the project's one evaluation preprocessing
+(:func:`landmarklib.preprocessing.preprocess`, PIL and NumPy), the same that measured the
+model's accuracy during training. This module imports neither torchvision nor timm (nor
+:mod:`landmarklib.data`), about 2 s of imports: a Lite0 model is rebuilt without timm
 (:func:`landmarklib.export.rebuild_network`).
 """
 
@@ -20,20 +19,19 @@ from __future__ import annotations
 import functools
 import operator
 import os
-import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
-from landmarklib.cache import cache_dir
+from landmarklib.cache import default_model_path
 from landmarklib.export import SavedModel, load_model
-from landmarklib.images import open_image, to_rgb
+from landmarklib.images import open_image
 from landmarklib.places import Place, place_for
+from landmarklib.preprocessing import preprocess
 
 MODEL_ENV = "LANDMARKLIB_MODEL"
 
@@ -41,13 +39,6 @@ MODEL_ENV = "LANDMARKLIB_MODEL"
 #: a known landmark. In the Google Landmark Recognition challenges a confident wrong answer
 #: scores worse than no answer (their GAP metric ranks answers by confidence).
 DEFAULT_THRESHOLD = 0.35
-
-
-def default_model_path() -> Path:
-    """``<cache_dir()>/models/landmark_classifier.pt`` (:func:`landmarklib.cache.cache_dir`):
-    where notebook 03 and ``landmarklib train`` save the model, and where inference looks by
-    default."""
-    return cache_dir() / "models" / "landmark_classifier.pt"
 
 
 def model_path(model: str | os.PathLike | None = None) -> Path:
@@ -73,83 +64,6 @@ def model_path(model: str | os.PathLike | None = None) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------ the network's input
-
-
-def resize_crop_normalize(image: Image.Image, size: int, mean, std,
-                          resize_ratio: float = 1.0) -> torch.Tensor:
-    """A photo as the network's input: what ``landmarklib.data.eval_transform(size, mean, std,
-    resize_ratio)(image)`` returns, computed with torch alone (no torchvision import).
-
-    The same steps, with torchvision's rules, so the numbers are the same (a test compares):
-
-    1. resize (bilinear, antialiased, on the 8-bit pixels) so that the short side is
-       ``n = round(size * resize_ratio)`` and the long side ``int(n * long / short)``; a photo
-       already that size is not resized;
-    2. crop the central ``size`` x ``size`` square (padding with black where the resized photo
-       is smaller than that, which happens only with ``resize_ratio < 1``);
-    3. scale to [0, 1] and normalise: ``(x / 255 - mean) / std``.
-
-    Args:
-        image: a PIL image; not RGB is converted (:func:`landmarklib.images.to_rgb`).
-        size: side of the square output, in pixels.
-        mean, std: per-channel (R, G, B) normalisation, 3 floats each; ``None``: not normalised.
-        resize_ratio: see :func:`landmarklib.data.eval_transform`.
-
-    Returns:
-        float32 ``(3, size, size)``.
-    """
-    pixels = torch.from_numpy(np.array(to_rgb(image)))  # (H, W, 3) uint8, a copy
-    # (1, 3, H, W) in channels-last layout, as torchvision hands it to interpolate.
-    batch = pixels.unsqueeze(0).permute(0, 3, 1, 2)
-    height, width = batch.shape[-2:]
-    new_height, new_width = _resized_size(height, width, round(size * resize_ratio))
-    if (new_height, new_width) != (height, width):
-        if _native_uint8_resize():
-            batch = F.interpolate(batch, size=[new_height, new_width], mode="bilinear",
-                                  align_corners=False, antialias=True)
-        else:  # as torchvision does on processors without AVX2: in float, then rounded
-            batch = F.interpolate(batch.float(), size=[new_height, new_width], mode="bilinear",
-                                  align_corners=False, antialias=True).round_().to(torch.uint8)
-    image_tensor = _center_crop(batch[0], size)
-    x = image_tensor.to(torch.float32).mul_(1.0 / 255)
-    if mean is None:
-        return x
-    mean = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
-    return x.sub(mean).div_(std)
-
-
-def _resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """``(height, width)`` after resizing the short side to ``short_side`` pixels, keeping the
-    aspect ratio, rounded down as torchvision's ``Resize(short_side)`` does."""
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = short_side, int(short_side * long / short)
-    return (new_long, new_short) if width <= height else (new_short, new_long)
-
-
-@functools.cache
-def _native_uint8_resize() -> bool:
-    """Whether torchvision resizes 8-bit images in 8 bits on this processor (AVX2, AVX-512
-    or ARM64) rather than in float32: the two round differently."""
-    return (torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
-            or platform.machine() in ("aarch64", "arm64"))
-
-
-def _center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The central ``size`` x ``size`` pixels of ``(C, H, W)``, zero-padded first where a side
-    is shorter than ``size`` (torchvision's ``CenterCrop``: the extra pixel of an odd padding
-    or crop margin goes right and bottom)."""
-    height, width = image.shape[-2:]
-    if size > height or size > width:
-        pad_w, pad_h = max(size - width, 0), max(size - height, 0)
-        image = F.pad(image, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
-        height, width = image.shape[-2:]
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
-    return image[..., top:top + size, left:left + size]
-
-
 # ------------------------------------------------------------------------------ prediction
 
 
@@ -170,10 +84,9 @@ class Predictor:
         self.model = saved.model.to(self.device).eval()
         self.model.to(memory_format=torch.channels_last)
         self.class_names = saved.class_names
-        #: RGB PIL image -> float32 ``(3, input_size, input_size)``, the network's input.
-        self.transform = functools.partial(resize_crop_normalize, size=saved.input_size,
-                                           mean=saved.mean, std=saved.std,
-                                           resize_ratio=saved.resize_ratio)
+        #: PIL image -> float32 ``(3, input_size, input_size)`` array, the network's input.
+        self.transform = functools.partial(preprocess, size=saved.input_size, mean=saved.mean,
+                                           std=saved.std, resize_ratio=saved.resize_ratio)
 
     @torch.inference_mode()
     def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -182,7 +95,8 @@ class Predictor:
         Returns:
             float32 ``(N, C)``, each row summing to 1, on the CPU.
         """
-        batch = torch.stack([self.transform(image) for image in images]).to(self.device)
+        batch = torch.from_numpy(np.stack([self.transform(image) for image in images]))
+        batch = batch.to(self.device)
         log_probs = self.model(batch.contiguous(memory_format=torch.channels_last))
         return log_probs.float().exp().cpu()
 
@@ -241,7 +155,8 @@ def predict_landmarks(image_path: str | os.PathLike, k: int = 5,
     """The ``k`` most likely landmarks in a photo, most likely first.
 
     >>> predict_landmarks("golden_gate.jpg", k=5)  # doctest: +SKIP
-    ['Golden Gate Bridge', 'Forth Bridge', 'Sydney Harbour Bridge', 'Brooklyn Bridge', 'Niagara Falls']
+    ['Golden Gate Bridge', 'Forth Bridge', 'Sydney Harbour Bridge', 'Brooklyn Bridge',
+     'Niagara Falls']
 
     Args:
         image_path: a photo file (any format :func:`landmarklib.images.open_image` reads).

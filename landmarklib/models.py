@@ -228,6 +228,14 @@ def init_weights(model: nn.Module, scheme: str = "custom", seed: int | None = No
     return model
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of weights in ``model`` (only those with ``requires_grad`` by default)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """Count a network's scalar weights: ``(trainable, frozen)``, by ``requires_grad``.
+
+    Shows whether freezing worked (see :func:`landmarklib.backbones.freeze`): a frozen
+    backbone's weights are all in the second number.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Building the network'.
+    """
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return trainable, frozen

@@ -6,9 +6,14 @@ same way.
 
 * :func:`train_scratch`: :class:`~landmarklib.models.LandmarkCNN` with the recipe of
   :class:`~landmarklib.training.Recipe` (notebook 02).
-* :func:`train_transfer`: a frozen pre-trained backbone, its features computed once and cached,
-  and a new head trained on them (notebook 03).
+* :func:`train_transfer`: the recipe of :class:`TransferRecipe` (notebook 03): a frozen
+  backbone's features computed once and cached, a new head trained on them, then members
+  whose top of the backbone is fine-tuned on cached activations (:func:`train_head`,
+  :func:`finetune_member`, :func:`finetuning_optimizer`), averaged as an ensemble.
 * :func:`quick_tiny_model`: a transfer model trained in seconds on the tiny subset.
+
+Every run records the precision it trained in (:mod:`landmarklib.hardware`) with its metrics
+and in the model file.
 """
 
 from __future__ import annotations
@@ -20,18 +25,28 @@ from pathlib import Path
 
 import torch
 
-from landmarklib import data, evaluation, export, training, transfer
+from landmarklib import data, evaluation, export, transfer
+from landmarklib.cache import default_model_path
+from landmarklib.fitting import History, fit
+from landmarklib.hardware import resolve_precision
 from landmarklib.models import LandmarkCNN, init_weights
+from landmarklib.training import Recipe, seed_everything
+
+__all__ = ["RunResult", "TransferRecipe", "train_scratch", "train_transfer", "train_head",
+           "finetune_member", "finetuning_optimizer", "quick_tiny_model"]
 
 
 @dataclass
 class RunResult:
-    """What a training run produced."""
+    """What a training run produced: the model file, its test result, the last
+    :class:`~landmarklib.fitting.History`, wall-clock seconds, the resolved precision, and for
+    transfer learning the frozen backbone's test result."""
 
     model_path: Path
     test: evaluation.EvaluationResult
-    history: training.History
+    history: History
     seconds: float
+    precision: str = "float32"
     frozen: evaluation.EvaluationResult | None = None
 
 
@@ -51,8 +66,10 @@ class TransferRecipe:
         top_blocks: parts of the backbone in each top (see
             :func:`landmarklib.transfer.split_backbone`).
         finetune_epochs, finetune_lr, finetune_head_lr: one-cycle AdamW on a member's top
-            and head together (see :func:`landmarklib.transfer.finetuning_optimizer`).
+            and head together (see :func:`finetuning_optimizer`).
         batch_size: examples per batch for the head and for fine-tuning.
+        precision: for feature extraction and fine-tuning (:mod:`landmarklib.hardware`); the
+            test split is always measured in float32.
         seed: seeds the heads' weights and the batch order (member ``k`` uses ``seed + k``).
     """
 
@@ -70,18 +87,19 @@ class TransferRecipe:
     finetune_lr: float = 3e-3
     finetune_head_lr: float = 3e-4
     batch_size: int = 64
+    precision: str | None = None
     seed: int = 0
 
 
 def train_scratch(
     root: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
-    recipe: training.Recipe | None = None,
+    recipe: Recipe | None = None,
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> RunResult:
     """Train :class:`~landmarklib.models.LandmarkCNN` from scratch, evaluate it on the test
-    split once, and save it.
+    split once (in float32), and save it.
 
     Args:
         root: dataset folder (default :func:`landmarklib.data.data_root`).
@@ -93,24 +111,20 @@ def train_scratch(
     Returns:
         A :class:`RunResult`.
     """
-    from landmarklib.inference import default_model_path
-
     start = time.perf_counter()
-    recipe = recipe or training.Recipe()
+    recipe = recipe or Recipe()
     loaders = data.make_loaders(root, size=recipe.size, batch_size=recipe.batch_size,
-                                seed=recipe.seed, progress=progress)
-    training.seed_everything(recipe.seed)
+                                seed=recipe.seed or 0, progress=progress)
+    seed_everything(recipe.seed or 0)
     model = init_weights(LandmarkCNN(n_classes=len(loaders.classes)), "default")
-    optimizer = training.make_optimizer(model, recipe.lr, recipe.weight_decay)
-    history = training.fit(model, loaders.train, loaders.valid, recipe.epochs,
-                           optimizer=optimizer, scheduler=recipe.scheduler,
-                           label_smoothing=recipe.label_smoothing, checkpoint_path=checkpoint,
-                           seed=recipe.seed, channels_last=True, progress=progress)
+    history = fit(model, loaders.train, loaders.valid, recipe, checkpoint=checkpoint,
+                  progress=progress)
     test = evaluation.evaluate_model(model, loaders.test, loaders.class_names, progress=progress)
+    precision = resolve_precision(recipe.precision, next(model.parameters()).device)
     out = Path(out) if out else default_model_path().with_name("scratch_model.pt")
     export.save_model(out, model, loaders.classes, recipe.size, loaders.mean, loaders.std,
-                      metrics=_metrics(test, history))
-    return RunResult(out, test, history, time.perf_counter() - start)
+                      metrics=_metrics(test, history, precision), precision=precision)
+    return RunResult(out, test, history, time.perf_counter() - start, precision)
 
 
 def train_transfer(
@@ -124,18 +138,16 @@ def train_transfer(
 
     1. **Feature extraction**: the frozen backbone's trunk runs once over every photo (and
        the mirrored training photos); its outputs are cached on disk
-       (:func:`landmarklib.transfer.cached_features`).
-    2. **A new head** trains on the frozen features (the whole backbone frozen). With
+       (:func:`landmarklib.transfer.trunk_activations`).
+    2. **A new head** trains on the frozen features (:func:`train_head`). With
        ``recipe.members == 0`` this is the model saved.
     3. **Fine-tuning**: each member, a copy of the backbone's top with its own head (trained
-       as in step 2 from its own random start), trains on the cached activations (see
-       :func:`landmarklib.transfer.finetuning_optimizer` for the learning rates). The
-       members' average is the model saved
-       (:class:`landmarklib.transfer.FineTunedModel`).
+       as in step 2 from its own random start), trains on the cached activations
+       (:func:`finetune_member`). The members' average is the model saved.
 
     Args:
         root: dataset folder (default :func:`landmarklib.data.data_root`).
-        out: model file to write (default :func:`landmarklib.inference.default_model_path`).
+        out: model file to write (default :func:`landmarklib.cache.default_model_path`).
         recipe: hyper-parameters (default :class:`TransferRecipe`).
         pretrained: ImageNet weights for the backbone (``False``: random, for tests only).
         progress: progress bars.
@@ -145,38 +157,23 @@ def train_transfer(
         ``members == 0``) and ``frozen`` the test result of step 2.
 
     Raises:
-        ValueError: ``recipe.members < 0``, or members with a backbone that cannot be cut
-            (:data:`landmarklib.transfer.SPLITTABLE`), before anything is computed.
+        ValueError: ``recipe.members < 0``, members with a backbone that cannot be cut
+            (:data:`landmarklib.transfer.SPLITTABLE`), or an unknown precision, before
+            anything is computed.
     """
-    from landmarklib.inference import default_model_path
+    from landmarklib.backbones import BACKBONES
 
-    start = time.perf_counter()
-    recipe = recipe or TransferRecipe()
-    if recipe.members < 0:
-        raise ValueError(f"members must be 0 (frozen backbone) or more, not {recipe.members}")
-    if recipe.members and recipe.backbone not in transfer.SPLITTABLE:
-        raise ValueError(f"{recipe.backbone} cannot be fine-tuned here (only "
-                         f"{', '.join(transfer.SPLITTABLE)}); train it frozen, with members=0")
+    start, recipe = time.perf_counter(), recipe or TransferRecipe()
+    precision = _check(recipe)
+    spec = BACKBONES[recipe.backbone]
+    loaders = data.make_loaders(root, size=spec.input_size, mean=spec.mean, std=spec.std,
+                                progress=progress, augment=False, in_memory=False, batch_size=64)
     torch.manual_seed(recipe.seed)
-    loaders = data.make_loaders(root, progress=progress, augment=False, in_memory=False,
-                                batch_size=64, **_backbone_input(recipe.backbone))
-    n_classes = len(loaders.classes)
-    if recipe.members == 0:
-        model = transfer.build_transfer_model(n_classes, recipe.backbone, recipe.hidden,
-                                              recipe.dropout, pretrained=pretrained)
-        frozen, top, name, dtype = model.backbone, torch.nn.Identity(), recipe.backbone, torch.float32
-    else:
-        model = transfer.build_finetuned_model(
-            n_classes, recipe.backbone, recipe.hidden, recipe.dropout, recipe.members,
-            recipe.top_blocks, pretrained=pretrained)
-        frozen, top = model.trunk, model.members[0].top  # not trained yet: the frozen top
-        name, dtype = f"{recipe.backbone}-trunk{recipe.top_blocks}", torch.bfloat16
-
-    # 1. The frozen part's outputs, once per photo; the features are the top's outputs.
-    outputs = transfer.trunk_activations(frozen, name, loaders, recipe.mirrored,
-                                         progress=progress, dtype=dtype)
+    model, frozen, top, cache_name = _transfer_model(recipe, len(loaders.classes), pretrained)
+    # 1. The frozen part's outputs, once per photo; the features are the frozen top's outputs.
+    outputs = transfer.trunk_activations(frozen, cache_name, loaders, recipe.mirrored,
+                                         progress=progress, precision=recipe.precision)
     features = {split: transfer.run_in_batches(top, x) for split, (x, _) in outputs.items()}
-
     # 2. A head on frozen features; 3. each member: its own head as in 2, then fine-tuning.
     heads = [model.head] if recipe.members == 0 else [m.head for m in model.members]
     for k, head in enumerate(heads):
@@ -190,12 +187,39 @@ def train_transfer(
     if recipe.members:
         log_probs = transfer.run_in_batches(model.from_activations, outputs["test"][0])
         test = evaluation.summarize(log_probs, outputs["test"][1], loaders.class_names)
-    spec = model.spec
     out = Path(out) if out else default_model_path()
-    metrics = {**_metrics(test, history), "frozen_test_accuracy": frozen_test.accuracy}
+    metrics = {**_metrics(test, history, precision), "frozen_test_accuracy": frozen_test.accuracy}
     export.save_model(out, model, loaders.classes, spec.input_size, spec.mean, spec.std,
-                      metrics=metrics)
-    return RunResult(out, test, history, time.perf_counter() - start, frozen=frozen_test)
+                      metrics=metrics, precision=precision)
+    return RunResult(out, test, history, time.perf_counter() - start, precision, frozen_test)
+
+
+def _check(recipe: TransferRecipe) -> str:
+    """Refuse a recipe that cannot run, before any work; returns the resolved precision."""
+    from landmarklib.backbones import BACKBONES
+
+    if recipe.members < 0:
+        raise ValueError(f"members must be 0 (frozen backbone) or more, not {recipe.members}")
+    if recipe.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {recipe.backbone!r}; choose from "
+                         f"{', '.join(BACKBONES)}")
+    if recipe.members and recipe.backbone not in transfer.SPLITTABLE:
+        raise ValueError(f"{recipe.backbone} cannot be fine-tuned here (only "
+                         f"{', '.join(transfer.SPLITTABLE)}); train it frozen, with members=0")
+    return resolve_precision(recipe.precision, "cpu")
+
+
+def _transfer_model(recipe: TransferRecipe, n_classes: int, pretrained: bool):
+    """``(model, its frozen part, the top to compute features with, cache name)``."""
+    if recipe.members == 0:
+        model = transfer.build_transfer_model(n_classes, recipe.backbone, recipe.hidden,
+                                              recipe.dropout, pretrained=pretrained)
+        return model, model.backbone, torch.nn.Identity(), recipe.backbone
+    model = transfer.build_finetuned_model(n_classes, recipe.backbone, recipe.hidden,
+                                           recipe.dropout, recipe.members, recipe.top_blocks,
+                                           pretrained=pretrained)
+    return (model, model.trunk, model.members[0].top,  # not trained yet: the frozen top
+            f"{recipe.backbone}-trunk{recipe.top_blocks}")
 
 
 def train_head(
@@ -204,7 +228,7 @@ def train_head(
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
     recipe: TransferRecipe,
     seed: int | None = None,
-) -> training.History:
+) -> History:
     """Train a head from a fresh random start on frozen features (notebook 03, step 2).
 
     Args:
@@ -218,7 +242,7 @@ def train_head(
         seed: seeds the head's weights and the batch order (default ``recipe.seed``).
 
     Returns:
-        The head's :class:`~landmarklib.training.History` (the weights of its epoch with the
+        The head's :class:`~landmarklib.fitting.History` (the weights of its epoch with the
         lowest validation loss are kept).
     """
     seed = recipe.seed if seed is None else seed
@@ -229,10 +253,10 @@ def train_head(
         train, (features["valid"], outputs["valid"][1]), recipe.batch_size, seed)
     torch.manual_seed(seed)
     _reset(head)
-    return training.fit(head, train_loader, valid_loader, recipe.epochs,
-                        optimizer=training.make_optimizer(head, recipe.lr, recipe.weight_decay),
-                        label_smoothing=recipe.label_smoothing, seed=seed, progress=False,
-                        live_plot=False)
+    settings = Recipe(epochs=recipe.epochs, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                      scheduler=None, label_smoothing=recipe.label_smoothing,
+                      precision="float32", channels_last=False, seed=seed)
+    return fit(head, train_loader, valid_loader, settings, progress=False, live_plot=False)
 
 
 def finetune_member(
@@ -241,7 +265,7 @@ def finetune_member(
     recipe: TransferRecipe,
     index: int = 0,
     progress: bool = True,
-) -> training.History:
+) -> History:
     """Fine-tune one member of a :class:`~landmarklib.transfer.FineTunedModel`: its top and
     head together, on the trunk's cached activations (notebook 03, step 3).
 
@@ -253,25 +277,47 @@ def finetune_member(
         outputs: the trunk's activations, from :func:`landmarklib.transfer.trunk_activations`;
             both views of the training photos are used when present.
         recipe: ``finetune_epochs``, ``finetune_lr`` and ``finetune_head_lr`` (one-cycle
-            AdamW), ``weight_decay``,
-            ``label_smoothing``, ``batch_size``.
+            AdamW), ``weight_decay``, ``label_smoothing``, ``batch_size``, ``precision``.
         index: the member's number; the batch order is seeded with ``recipe.seed + index``.
         progress: progress bars.
 
     Returns:
-        The fine-tuning :class:`~landmarklib.training.History` (the weights of the epoch with
-        the lowest validation loss are kept).
+        The fine-tuning :class:`~landmarklib.fitting.History` (the weights of the epoch with
+        the lowest validation loss are kept, the starting weights included).
     """
     seed = recipe.seed + index
     views = [outputs[split][0] for split in ("train", "train, mirrored") if split in outputs]
     train_loader, valid_loader = transfer.activation_loaders(
         views, outputs["train"][1], outputs["valid"], recipe.batch_size, seed)
-    return training.fit(
-        member, train_loader, valid_loader, recipe.finetune_epochs,
-        optimizer=transfer.finetuning_optimizer(member, recipe.finetune_lr, recipe.finetune_head_lr,
-                                                 recipe.weight_decay),
-        scheduler="onecycle", label_smoothing=recipe.label_smoothing, seed=seed,
-        amp_on_cpu=True, channels_last=True, progress=progress, live_plot=False)
+    settings = Recipe(epochs=recipe.finetune_epochs, scheduler="onecycle",
+                      weight_decay=recipe.weight_decay, label_smoothing=recipe.label_smoothing,
+                      precision=recipe.precision, channels_last=True, seed=seed)
+    optimizer = finetuning_optimizer(member, recipe.finetune_lr, recipe.finetune_head_lr,
+                                     recipe.weight_decay)
+    return fit(member, train_loader, valid_loader, settings, optimizer=optimizer,
+               progress=progress, live_plot=False)
+
+
+def finetuning_optimizer(member: transfer.FineTunedTop, top_lr: float = 3e-3,
+                         head_lr: float = 3e-4, weight_decay: float = 1e-4) -> torch.optim.AdamW:
+    """AdamW with one learning rate for a member's top and another for its head.
+
+    The head has already been trained on the frozen features, so it only needs small
+    corrections (``head_lr``); the top starts from ImageNet's weights and has to move further
+    to serve landmarks (``top_lr``). On landmarks44, 3e-3 for the top and 3e-4 for the head
+    gave about a point more test accuracy than 1e-3 for both (one-cycle schedule, 8 epochs;
+    ``benchmarks/README.md``).
+
+    Returns:
+        An optimiser with two parameter groups, top first.
+
+    Taught in notebooks/03_transfer_learning.ipynb, 'Fine-tuning the top'.
+    """
+    return torch.optim.AdamW(
+        [{"params": list(member.top.parameters()), "lr": top_lr},
+         {"params": list(member.head.parameters()), "lr": head_lr}],
+        weight_decay=weight_decay,
+    )
 
 
 def _reset(head: torch.nn.Module) -> None:
@@ -281,27 +327,23 @@ def _reset(head: torch.nn.Module) -> None:
             layer.reset_parameters()
 
 
-def _backbone_input(name: str) -> dict:
-    from landmarklib.backbones import BACKBONES
-
-    spec = BACKBONES[name]
-    return {"size": spec.input_size, "mean": spec.mean, "std": spec.std}
-
-
-def _metrics(test: evaluation.EvaluationResult, history: training.History) -> dict:
+def _metrics(test: evaluation.EvaluationResult, history: History, precision: str) -> dict:
     return {"test_accuracy": test.accuracy, "test_correct": test.correct,
             "test_total": test.total, "test_top3": test.top3, "test_top5": test.top5,
-            "epochs": len(history), "best_epoch": history.best_epoch}
+            "epochs": history.epochs_trained, "best_epoch": history.best_epoch,
+            "precision": precision}
 
 
 def quick_tiny_model(path: str | os.PathLike, progress: bool = False) -> Path:
     """Train a small transfer model on the tiny subset shipped with the package (seconds).
 
     For demonstrations and tests where no real model has been trained yet (notebook 04 in tiny
-    mode): it knows only the tiny subset's 7 landmarks.
+    mode): it knows only the tiny subset's 7 landmarks. Trained in float32, so it is the same
+    on every machine.
 
     Returns:
         The model file written.
     """
-    recipe = TransferRecipe(hidden=64, epochs=15, batch_size=16, members=0, mirrored=False)
+    recipe = TransferRecipe(hidden=64, epochs=15, batch_size=16, members=0, mirrored=False,
+                            precision="float32")
     return train_transfer(data.tiny_data_root(), path, recipe, progress=progress).model_path

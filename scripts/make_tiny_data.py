@@ -75,7 +75,12 @@ class TinyClass:
 
 
 CLASSES = [
-    TinyClass("00.Haleakala_National_Park", "landmark_images_partial", "00.Haleakala_National_Park", "downscale"),
+    TinyClass(
+        "00.Haleakala_National_Park",
+        "landmark_images_partial",
+        "00.Haleakala_National_Park",
+        "downscale",
+    ),
     TinyClass("09.Golden_Gate_Bridge", "landmarks44", "15.golden_gate", "copy"),
     TinyClass("16.Eiffel_Tower", "landmarks44", "12.eiffel_tower", "copy"),
     TinyClass("21.Taj_Mahal", "landmarks44", "38.taj_mahal", "copy"),
@@ -118,13 +123,18 @@ def md5_of(path: Path) -> str:
 
 def image_files(folder: Path) -> list[Path]:
     """The files of a folder, in sorted file-name order."""
-    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
 
 
 def read_sources_tsv(shared: Path) -> dict[str, str]:
     """landmark_images_partial/SOURCES.tsv: file (train/NN.x/y.jpg) -> upstream repo/path."""
     upstream = {}
-    with open(shared / "landmark_images_partial" / "SOURCES.tsv", newline="", encoding="utf-8") as f:
+    with open(
+        shared / "landmark_images_partial" / "SOURCES.tsv", newline="", encoding="utf-8"
+    ) as f:
         for row in csv.DictReader(f, delimiter="\t"):
             upstream[row["file"]] = f"{row['source_repo']}: {row['source_path']}"
     return upstream
@@ -164,7 +174,10 @@ def write_photo(source: Path, target: Path, action: str) -> str:
 def is_gray_rgb(im: Image.Image) -> bool:
     """True for an RGB image whose three channels are identical (a black-and-white photo)."""
     r, g, b = im.split()
-    return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
+    return (
+        ImageChops.difference(r, g).getbbox() is None
+        and ImageChops.difference(g, b).getbbox() is None
+    )
 
 
 def why_not(source: Path, shared: Path, train_md5s: set[str], split: str) -> str | None:
@@ -209,10 +222,16 @@ def build(shared: Path) -> tuple[list[Chosen], list[tuple[Path, str]]]:
                     continue
                 how = write_photo(source, TINY_DIR / tiny_path, cls.action)
                 relative_in_dataset = source.relative_to(class_root).as_posix()
-                upstream = partial_upstream.get(relative_in_dataset, "") if cls.dataset == "landmark_images_partial" else LANDMARKS44_UPSTREAM
+                upstream = (
+                    partial_upstream.get(relative_in_dataset, "")
+                    if cls.dataset == "landmark_images_partial"
+                    else LANDMARKS44_UPSTREAM
+                )
                 taken.append(Chosen(tiny_path, source.relative_to(shared), how, upstream))
             if len(taken) < n_wanted:
-                sys.exit(f"only {len(taken)} usable {split} photos for {cls.name}, wanted {n_wanted}")
+                sys.exit(
+                    f"only {len(taken)} usable {split} photos for {cls.name}, wanted {n_wanted}"
+                )
             chosen.extend(taken)
     for c in chosen:
         c.md5 = md5_of(TINY_DIR / c.tiny_path)
@@ -264,7 +283,9 @@ def write_provenance(chosen: list[Chosen], skipped: list[tuple[Path, str]]) -> N
             if cls.action == "downscale"
             else f"kept at native 96x96 px; RGB JPEGs copied byte for byte, other images converted to RGB JPEG (quality {JPEG_QUALITY})"
         )
-        lines.append(f"| `{cls.name}` | `{cls.dataset}/{{train,test}}/{cls.source_folder}/` | {done} |")
+        lines.append(
+            f"| `{cls.name}` | `{cls.dataset}/{{train,test}}/{cls.source_folder}/` | {done} |"
+        )
     lines += ["", "## Sources and licences", ""]
     for dataset in sorted({cls.dataset for cls in CLASSES}):
         lines.append(f"- `{dataset}/`: {DATASET_ORIGIN[dataset]}")
@@ -288,7 +309,9 @@ def write_provenance(chosen: list[Chosen], skipped: list[tuple[Path, str]]) -> N
         "|---|---|---|---|---|",
     ]
     for c in chosen:
-        lines.append(f"| `{c.tiny_path.as_posix()}` | `{c.source_path.as_posix()}` | `{c.md5}` | {c.how} | {c.upstream} |")
+        lines.append(
+            f"| `{c.tiny_path.as_posix()}` | `{c.source_path.as_posix()}` | `{c.md5}` | {c.how} | {c.upstream} |"
+        )
     (TINY_DIR / "PROVENANCE.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -308,7 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     shared = parser.parse_args(argv).shared_data.resolve()
     for dataset in {cls.dataset for cls in CLASSES}:
         if not (shared / dataset).is_dir():
-            sys.exit(f"{shared / dataset} not found; pass the shared data folder as the first argument")
+            sys.exit(
+                f"{shared / dataset} not found; pass the shared data folder as the first argument"
+            )
 
     if TINY_DIR.exists():
         shutil.rmtree(TINY_DIR)

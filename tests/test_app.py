@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from landmarklib import inference
-from landmarklib.app import (LandmarkApp, PhotoResult, landmark_app, probability_chart,
-                             where_text)
+from landmarklib.app import LandmarkApp, PhotoResult, landmark_app, probability_chart, where_text
 from landmarklib.data import tiny_data_root
 from landmarklib.places import place_for
 

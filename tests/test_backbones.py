@@ -13,7 +13,6 @@ from PIL import Image
 from landmarklib import backbones
 from landmarklib.backbones import (
     BACKBONES,
-    count_parameters,
     create_backbone,
     freeze,
     imagenet_class_name,
@@ -21,6 +20,7 @@ from landmarklib.backbones import (
     lite0_weights_path,
     load_lite0_imagenet,
 )
+from landmarklib.models import count_parameters
 
 TORCHVISION_NAMES = ["vgg19", "resnet18", "resnet50", "efficientnet_b0"]
 

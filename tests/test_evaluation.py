@@ -124,5 +124,21 @@ def test_predict_and_evaluate_model_keep_the_loader_order():
     result = evaluate_model(model, loader, NAMES, progress=False)
     assert (result.correct, result.total, result.class_names) == (2, 6, NAMES)
     assert result.labels.tolist() == LABELS.tolist()
-    with pytest.raises(ValueError, match="no batch"):
+    with pytest.raises(ValueError, match="no photo"):
         predict(model, [], progress=False)
+
+
+def test_predict_runs_methods_stores_dtypes_and_skips_empty_batches():
+    layer = nn.Linear(4, 2)
+    batches = [(torch.randn(3, 4), torch.tensor([0, 1, 0])),
+               (torch.empty(0), torch.empty(0, dtype=torch.int64)),  # no photo decoded
+               (torch.randn(2, 4), torch.tensor([1, 1]))]
+    outputs, labels = predict(layer.forward, batches, progress=False, dtype=torch.bfloat16)
+    assert outputs.shape == (5, 2) and outputs.dtype == torch.bfloat16
+    assert labels.tolist() == [0, 1, 0, 1, 1] and not layer.training
+    exact, _ = predict(layer, batches, progress=False)
+    with torch.inference_mode():
+        expected = layer(torch.cat([batches[0][0], batches[2][0]]))
+    torch.testing.assert_close(exact, expected)
+    # bfloat16 keeps about 3 significant digits
+    torch.testing.assert_close(outputs.float(), expected, atol=0.05, rtol=0.02)

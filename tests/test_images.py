@@ -105,3 +105,42 @@ def test_short_side_hint_decodes_large_jpegs_at_reduced_scale(tmp_path):
     assert reduced.size == (250, 200)  # 1/4 scale still leaves at least 150 px
     assert open_image(path, short_side=500).size == (1000, 800)
     assert np.abs(np.asarray(reduced, dtype=int)[100, 100] - [10, 200, 30]).max() < 8
+
+
+def test_an_io_error_becomes_that_photos_error(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (8, 8)), tmp_path / "on_a_failing_disk.jpg")
+    original = type(path).read_bytes
+
+    def failing(self):
+        if self.name == path.name:
+            raise OSError(5, "Input/output error")
+        return original(self)
+
+    monkeypatch.setattr(type(path), "read_bytes", failing)
+    with pytest.raises(ImageError, match="on_a_failing_disk.jpg: cannot be read"):
+        open_image(path)
+
+
+def test_one_rule_for_which_files_are_photos():
+    assert images.is_image_file("a/photo.JPG") and images.is_image_file("b.avif")
+    assert images.is_image_file("c.webp") and images.is_image_file("d.tiff")
+    assert not images.is_image_file("notes.txt") and not images.is_image_file("model.pt")
+    assert not images.is_image_file("._photo.jpg")  # a macOS resource fork
+
+
+def test_find_photos_walks_folders_in_order(tmp_path):
+    for name in ("b/2.jpg", "b/1.png", "a.jpg", ".hidden/x.jpg", "b/.y.jpg", "notes.txt",
+                 "c/d/e.avif"):
+        (tmp_path / "root" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "root" / name).write_bytes(b"x")
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"x")
+    root = tmp_path / "root"
+    (root / "link_out.jpg").symlink_to(outside)          # points out of the root: skipped
+    (root / "link_in.jpg").symlink_to(root / "a.jpg")    # stays inside: followed
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a loop: never entered
+    found = [p.relative_to(root).as_posix() for p in images.find_photos([root])]
+    assert found == ["a.jpg", "link_in.jpg", "b/1.png", "b/2.jpg", "c/d/e.avif"]
+    # A file named directly is yielded whatever it is; so is a missing one.
+    named = list(images.find_photos([root / "notes.txt", tmp_path / "missing.jpg"]))
+    assert named == [root / "notes.txt", tmp_path / "missing.jpg"]

@@ -1,40 +1,20 @@
-"""Classroom assignments: exercise checks, and student versions of the notebooks.
+"""Check cells: after each exercise of a notebook, one of these says whether the work is right.
 
-The notebooks mark the code a student writes with nbgrader's markers::
-
-    # HINT: split with data.stratified_split(keys, targets, val_fraction=..., seed=...)
-    ### BEGIN SOLUTION
-    train_idx, val_idx = data.stratified_split(keys, targets, val_fraction=0.2, seed=0)
-    ### END SOLUTION
-
-:func:`make_student_notebooks` (``landmarklib make-student OUT_DIR``) writes copies in which each
-such block becomes ``raise NotImplementedError("Exercise: <hint>")``, with outputs cleared.
-After each exercise a *check cell* calls one of the ``check_*`` functions below: it prints a
-line starting with ✓ when the work is right, and otherwise raises :class:`ExerciseError` (an
-``AssertionError``) saying in plain words what is wrong.
-
-See docs/teaching.md for teachers.
+Each ``check_*`` function prints a line starting with ✓ when the work is right, and otherwise
+raises :class:`ExerciseError` (an ``AssertionError``) saying in plain words what is wrong and
+how to fix it. How the exercises are marked and handed out: :mod:`landmarklib.students` and
+docs/teaching.md.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
-HINT = "# HINT:"
-DEFAULT_HINT = "write the missing code"
-
-STUDENT_NOTE = (
-    "> **Student version.** Each cell that raises `NotImplementedError(\"Exercise: ...\")` is an "
-    "exercise: replace that line with your code (the `# HINT:` line above it says what to write), "
-    "run the cell, then run the check cell after it. A check prints ✓ when your code is right, "
-    "and tells you what is wrong otherwise."
-)
+__all__ = ["ExerciseError", "check_split", "check_normalisation", "check_model_output",
+           "check_training_step", "check_overfit", "check_frozen", "check_head_optimizer",
+           "check_finetuning", "check_accuracy", "check_predictions"]
 
 
 class ExerciseError(AssertionError):
@@ -47,9 +27,6 @@ def _fail(message: str) -> None:
 
 def _ok(message: str) -> None:
     print(f"✓ {message}")
-
-
-# ---------------------------------------------------------------------------- the checks
 
 
 def check_split(train_idx: Sequence[int], val_idx: Sequence[int], targets: Sequence[int],
@@ -234,31 +211,38 @@ def check_head_optimizer(optimizer, model) -> None:
     _ok("optimiser: it trains the head's parameters and nothing else.")
 
 
-def check_finetuning(history, member, original_top, epochs: int = 8) -> None:
-    """Check a fine-tuning run: ``epochs`` epochs recorded, finite losses, and the member's
-    top moved away from the ImageNet weights it started from (``original_top``, the frozen
-    top it was copied from).
+def check_finetuning(history, member, original_top, optimizer, epochs: int = 8) -> None:
+    """Check a fine-tuning run: ``epochs`` epochs recorded, finite losses, the optimiser
+    trained the member's top, and the top moved away from the ImageNet weights it started from
+    (``original_top``, the frozen top it was copied from), unless no epoch beat the starting
+    weights on validation loss (then fit rightly kept them).
 
     Taught in notebooks/03_transfer_learning.ipynb, 'Fine-tuning the top'.
     """
-    import math
-
     import torch
 
     if history is None or not hasattr(history, "valid_loss"):
-        _fail("Expected the History that training.fit returns: "
-              "history_finetuned = training.fit(member, ...).")
-    if len(history) != epochs:
-        _fail(f"The run has {len(history)} epochs, the exercise asks for {epochs}.")
-    if not all(math.isfinite(x) for x in history.train_loss + history.valid_loss):
+        _fail("Expected the History that fitting.fit returns: "
+              "history_finetuned = fitting.fit(member, ...).")
+    if history.epochs_trained != epochs:
+        _fail(f"The run has {history.epochs_trained} epochs, the exercise asks for {epochs}.")
+    if not all(math.isfinite(x) for x in history.train_loss[1:] + history.valid_loss):
         _fail("A loss is not finite: the learning rate is probably too high.")
+    steps = [optimizer.state.get(p, {}).get("step", 0) for p in member.top.parameters()]
+    if not all(float(step) > 0 for step in steps):
+        _fail("The optimiser never updated the member's top: give fitting.fit the member and "
+              "the optimiser made for it (recipes.finetuning_optimizer(member, ...)).")
     pairs = list(zip(member.top.parameters(), original_top.parameters()))
     moved = sum(not torch.equal(a, b) for a, b in pairs)
+    if history.best_epoch == 0:
+        _ok(f"fine-tuning: {epochs} epochs trained, but none beat the starting weights on "
+            "validation loss, so fit kept them (it happens with few validation photos).")
+        return
     if not moved:
-        _fail("The member's top has not changed: did the optimiser get the member "
-              "(top and head), and did training.fit train `member`?")
+        _fail("The member's top has not changed: did fitting.fit train `member`?")
     _ok(f"fine-tuning: {epochs} epochs, {moved} of the top's {len(pairs)} weight tensors "
-        f"moved; best validation accuracy {max(history.valid_acc):.1%}.")
+        f"moved; best validation accuracy {max(history.valid_acc):.1%} "
+        f"(epoch {history.best_epoch}).")
 
 
 def check_accuracy(result, minimum: float) -> None:
@@ -305,110 +289,3 @@ def check_predictions(predictions, k: int, known_names: Sequence[str] | None = N
         if unknown:
             _fail(f"{unknown[0]!r} is not one of the landmarks the model knows.")
     _ok(f"predictions: {len(answers)} photo(s), {k} different landmark names each.")
-
-
-# --------------------------------------------------------------------- student notebooks
-
-
-def _replace_solutions(source: str, where: str = "cell") -> tuple[str, int]:
-    """``source`` with each solution block replaced by a ``NotImplementedError`` stub;
-    returns ``(new_source, blocks_replaced)``."""
-    lines = source.split("\n")
-    out: list[str] = []
-    inside, count = None, 0
-    for number, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if stripped == BEGIN:
-            if inside is not None:
-                raise ValueError(f"{where}, line {number}: {BEGIN} inside another solution block")
-            indent = line[: len(line) - len(line.lstrip())]
-            hint = DEFAULT_HINT
-            if out and out[-1].strip().startswith(HINT):
-                hint = out[-1].strip()[len(HINT):].strip() or DEFAULT_HINT
-            inside = (indent, hint)
-        elif stripped == END:
-            if inside is None:
-                raise ValueError(f"{where}, line {number}: {END} without {BEGIN}")
-            indent, hint = inside
-            out.append(f"{indent}raise NotImplementedError({('Exercise: ' + hint)!r})")
-            inside, count = None, count + 1
-        elif inside is None:
-            out.append(line)
-    if inside is not None:
-        raise ValueError(f"{where}: {BEGIN} without {END}")
-    return "\n".join(out), count
-
-
-def exercises(notebook) -> list[tuple[int, str]]:
-    """The exercises of a solution notebook: ``(cell index, hint)`` per solution block."""
-    found = []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
-        lines = cell.source.split("\n")
-        for number, line in enumerate(lines):
-            if line.strip() == BEGIN:
-                before = lines[number - 1].strip() if number else ""
-                hint = before[len(HINT):].strip() if before.startswith(HINT) else DEFAULT_HINT
-                found.append((index, hint))
-    return found
-
-
-def make_student_notebook(notebook):
-    """A student version of a solution notebook (an ``nbformat`` notebook; a new object):
-    solution blocks replaced by stubs, outputs and execution counts cleared, and a note on
-    how the exercises work after the first cell (if the notebook has any)."""
-    import copy
-
-    import nbformat
-
-    student = copy.deepcopy(notebook)
-    total = 0
-    for index, cell in enumerate(student.cells):
-        if cell.cell_type == "code":
-            cell.source, count = _replace_solutions(cell.source, f"cell {index}")
-            total += count
-            cell.outputs = []
-            cell.execution_count = None
-            cell.metadata.pop("execution", None)
-    if total:
-        student.cells.insert(1, nbformat.v4.new_markdown_cell(STUDENT_NOTE))
-    return student
-
-
-def make_student_notebooks(src_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
-    """Write the student version of every notebook in ``src_dir`` to ``out_dir``.
-
-    Returns the paths written. Notebooks without exercises are copied with outputs cleared.
-
-    Raises:
-        FileNotFoundError: ``src_dir`` holds no notebook.
-        ValueError: unmatched solution markers (names the notebook, cell and line).
-    """
-    import nbformat
-
-    sources = sorted(Path(src_dir).glob("*.ipynb"))
-    if not sources:
-        raise FileNotFoundError(f"no notebooks (*.ipynb) in {src_dir}")
-    out = Path(out_dir)
-    if out.resolve() == Path(src_dir).resolve():
-        raise ValueError("the student notebooks would overwrite the solutions: "
-                         "choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in sources:
-        notebook = nbformat.read(path, as_version=4)
-        try:
-            student = make_student_notebook(notebook)
-        except ValueError as error:
-            raise ValueError(f"{path.name}: {error}") from None
-        target = out / path.name
-        nbformat.write(student, target)
-        written.append(target)
-    return written
-
-
-def default_notebooks_dir() -> Path:
-    """The solution notebooks of this checkout (``notebooks/`` next to the package)."""
-    return Path(__file__).resolve().parents[1] / "notebooks"
-

@@ -1,0 +1,299 @@
+"""The epoch loop: :func:`fit` trains a model epoch after epoch and keeps its best weights.
+
+:func:`fit` puts the pieces of :mod:`landmarklib.training` together: it measures the starting
+weights ("epoch 0"), then trains (:func:`~landmarklib.training.train_one_epoch`) and validates
+(:func:`~landmarklib.training.evaluate`) once per epoch, records everything in a
+:class:`History`, keeps the weights with the lowest validation loss, can stop early, draws a
+live plot in a notebook, and writes a checkpoint after every epoch
+(:mod:`landmarklib.checkpoints`) so that a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from landmarklib import checkpoints
+from landmarklib.hardware import grad_scaler, pick_device, resolve_precision
+from landmarklib.training import (
+    Recipe,
+    evaluate,
+    make_loss,
+    make_optimizer,
+    seed_everything,
+    train_one_epoch,
+)
+
+__all__ = ["History", "fit"]
+
+
+@dataclass
+class History:
+    """What happened in each epoch of :func:`fit`, one entry per epoch in every list.
+
+    Epoch 0 is the model as :func:`fit` received it: measured on the validation split before
+    any training (its training loss and accuracy are NaN).
+
+    Attributes:
+        epoch: the epoch numbers (0, 1, 2, ...).
+        train_loss, valid_loss: mean loss per photo (the training one measured while learning).
+        train_acc, valid_acc: accuracy, a fraction in [0, 1].
+        lr: learning rate of the first parameter group at the start of the epoch.
+        seconds: wall-clock time of the epoch, training and validation together.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    valid_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    valid_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    @property
+    def epochs_trained(self) -> int:
+        """The last epoch number (0 before any training)."""
+        return self.epoch[-1] if self.epoch else 0
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch with the lowest validation loss (0: the starting weights); ``None``
+        before any."""
+        if not self.valid_loss:
+            return None
+        return self.epoch[int(np.argmin(self.valid_loss))]
+
+    def append(self, **values: float) -> None:
+        """Add one epoch: ``history.append(epoch=..., train_loss=..., ...)``, every field."""
+        for f in fields(self):
+            kind = int if f.name == "epoch" else float
+            getattr(self, f.name).append(kind(values[f.name]))
+
+    def to_dict(self) -> dict[str, list]:
+        """A plain dict of lists (for JSON, pandas, or a checkpoint)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> History:
+        """The inverse of :meth:`to_dict`; keys that are not fields are ignored."""
+        history = cls(**{f.name: list(data.get(f.name, [])) for f in fields(cls)})
+        if not history.epoch:  # written before epoch numbers were recorded: 1, 2, ...
+            history.epoch = list(range(1, len(history.valid_loss) + 1))
+        return history
+
+    def line(self, index: int = -1, total: int | None = None) -> str:
+        """One line of text about entry ``index`` (default the last), e.g. for a log."""
+        i = index % len(self)
+        best = " *" if self.best_epoch == self.epoch[i] else ""
+        of = f"/{total}" if total else ""
+        trained = (f"train loss {self.train_loss[i]:.3f} acc {self.train_acc[i]:6.1%}"
+                   if self.epoch[i] else "(the starting weights)".ljust(29))
+        return (f"epoch {self.epoch[i]:>3}{of}  {trained}"
+                f"  valid loss {self.valid_loss[i]:.3f} acc {self.valid_acc[i]:6.1%}"
+                f"  lr {self.lr[i]:.2e}  {self.seconds[i]:5.1f} s{best}")
+
+
+def fit(
+    model: nn.Module,
+    train,
+    valid: Iterable | None = None,
+    recipe: Recipe | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: nn.Module | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    device: torch.device | str | None = None,
+    live_plot: bool | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` for ``recipe.epochs`` epochs, keeping the weights with the lowest
+    validation loss.
+
+    First the starting weights are measured on the validation split ("epoch 0"), so a run never
+    hands back weights worse on validation loss than those it was given. Each epoch then trains
+    (:func:`train_one_epoch`), validates (:func:`evaluate`), records both in a
+    :class:`History`, prints a line, redraws a live plot in a notebook
+    (:class:`landmarklib.plots.LivePlot`) and, given ``checkpoint``, writes a checkpoint
+    (:mod:`landmarklib.checkpoints`). Calling ``fit`` again with the same ``checkpoint``
+    continues at the first unfinished epoch; after Ctrl-C, ``model`` holds the half-trained
+    weights of the unfinished epoch. When the loop ends, the best weights are loaded back.
+
+    Args:
+        model: maps float32 ``(B, ...)`` to log-probabilities ``(B, C)``; moved to ``device``
+            and trained in place.
+        train: the training loader, or a :class:`landmarklib.data.Loaders` (then its ``train``
+            and ``valid`` loaders are used, and ``valid`` is left out).
+        valid: the validation loader (only the validation split: never the test photos).
+        recipe: epochs, scheduler, label smoothing, early stopping, precision, channels-last,
+            seed, and the optimiser's lr and weight decay (default :class:`Recipe`).
+        optimizer: default :func:`make_optimizer` with the recipe's lr and weight decay.
+        loss_fn: default :func:`make_loss` with the recipe's label smoothing (used for the
+            validation loss too, so the two curves are comparable).
+        checkpoint: the checkpoint file (``None``: none is written).
+        resume: continue from ``checkpoint`` if it exists; ``False`` starts again.
+        device: default :func:`landmarklib.hardware.pick_device`.
+        live_plot: redraw a loss plot after every epoch (default: only in a Jupyter kernel).
+        progress: tqdm progress bars within each epoch.
+
+    Returns:
+        The :class:`History` of all epochs (from epoch 0, including those before a resume).
+
+    Raises:
+        ValueError: no validation loader; an unknown scheduler or precision; a one-cycle
+            checkpoint planned for another number of epochs.
+        RuntimeError: the checkpoint holds weights that do not fit ``model``.
+        FloatingPointError: the training loss became NaN or infinite.
+
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
+    """
+    if valid is None and hasattr(train, "train") and hasattr(train, "valid"):
+        train, valid = train.train, train.valid
+    if valid is None:
+        raise ValueError("fit needs a validation loader to choose the best weights")
+    run = _Run(model, train, valid, recipe or Recipe(), optimizer, loss_fn, device, progress)
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        run.resume(Path(checkpoint))
+    else:
+        run.start()
+    plot = _live_plot(live_plot, run)
+    for epoch in range(run.history.epochs_trained + 1, run.recipe.epochs + 1):
+        if run.patience_ran_out():
+            print(f"Stopped early: no better validation loss for "
+                  f"{run.recipe.early_stopping_patience} epochs.")
+            break
+        run.train_epoch(epoch)
+        if checkpoint is not None:
+            checkpoints.save_checkpoint(checkpoint, run.checkpoint())
+        if plot is not None:
+            plot.update(run.history)
+    run.keep_best()
+    return run.history
+
+
+class _Run:
+    """The state of one :func:`fit`: model, optimiser, schedule, history and best weights."""
+
+    def __init__(self, model, train, valid, recipe: Recipe, optimizer, loss_fn, device,
+                 progress: bool):
+        self.device = pick_device(device)
+        self.precision = resolve_precision(recipe.precision, self.device)
+        self.model, self.train, self.valid = model.to(self.device), train, valid
+        self.recipe = recipe
+        if recipe.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.optimizer = optimizer or make_optimizer(model, recipe.lr, recipe.weight_decay)
+        self.loss_fn = loss_fn or make_loss(recipe.label_smoothing)
+        self.scheduler = _make_scheduler(recipe.scheduler, self.optimizer, recipe.epochs,
+                                         len(train))
+        self.scaler = grad_scaler(self.device, self.precision)
+        self.generator = getattr(train, "generator", None)  # a DataLoader's shuffling generator
+        self.history, self.best, self.progress = History(), None, progress
+
+    def start(self) -> None:
+        """Seed the generators, then measure the starting weights (epoch 0)."""
+        if self.recipe.seed is not None:
+            seed_everything(self.recipe.seed)
+            if self.generator is not None:
+                self.generator.manual_seed(self.recipe.seed)
+        start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
+        valid_loss, valid_acc = self.validate(0)
+        self.history.append(epoch=0, train_loss=math.nan, train_acc=math.nan,
+                            valid_loss=valid_loss, valid_acc=valid_acc, lr=lr,
+                            seconds=time.perf_counter() - start)
+        self.best = self.weights()
+        print(self.history.line(total=self.recipe.epochs), flush=True)
+
+    def train_epoch(self, epoch: int) -> None:
+        start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(
+            self.model, self.train, self.optimizer, self.loss_fn, self.device,
+            scheduler=self.scheduler if self.recipe.scheduler == "onecycle" else None,
+            precision=self.precision, scaler=self.scaler, progress=self.progress,
+            desc=f"epoch {epoch}/{self.recipe.epochs} train")
+        valid_loss, valid_acc = self.validate(epoch)
+        if self.recipe.scheduler == "plateau":
+            self.scheduler.step(valid_loss)
+        self.history.append(epoch=epoch, train_loss=train_loss, valid_loss=valid_loss,
+                            train_acc=train_acc, valid_acc=valid_acc, lr=lr,
+                            seconds=time.perf_counter() - start)
+        if self.history.best_epoch == epoch:
+            self.best = self.weights()
+        print(self.history.line(total=self.recipe.epochs), flush=True)
+
+    def validate(self, epoch: int) -> tuple[float, float]:
+        return evaluate(self.model, self.valid, self.loss_fn, self.device,
+                        precision=self.precision, progress=self.progress,
+                        desc=f"epoch {epoch}/{self.recipe.epochs} valid")
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def patience_ran_out(self) -> bool:
+        patience, history = self.recipe.early_stopping_patience, self.history
+        return patience is not None and history.epochs_trained - history.best_epoch >= patience
+
+    def checkpoint(self) -> dict:
+        return {"epoch": self.history.epochs_trained, "epochs": self.recipe.epochs,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "history": self.history.to_dict(), "best_model": self.best,
+                "best_epoch": self.history.best_epoch, "precision": self.precision,
+                "rng": checkpoints.rng_states(self.generator)}
+
+    def resume(self, path: Path) -> None:
+        saved = checkpoints.load_checkpoint(path)
+        if self.recipe.scheduler == "onecycle" and saved["epochs"] != self.recipe.epochs:
+            raise ValueError(
+                f"{path} is a one-cycle run of {saved['epochs']} epochs, not "
+                f"{self.recipe.epochs}: its schedule cannot be stretched. Pass resume=False "
+                "to start again.")
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        for part, state in ((self.scheduler, saved["scheduler"]), (self.scaler, saved["scaler"])):
+            if part is not None and state is not None:
+                part.load_state_dict(state)
+        self.history, self.best = History.from_dict(saved["history"]), saved["best_model"]
+        checkpoints.set_rng_states(saved["rng"], self.generator)
+        print(f"Resuming from {path}: {self.history.epochs_trained} of {self.recipe.epochs} "
+              "epochs done.")
+
+    def keep_best(self) -> None:
+        self.model.load_state_dict(self.best)
+        print(f"Kept the weights of epoch {self.history.best_epoch} "
+              f"(lowest validation loss, {min(self.history.valid_loss):.3f}).")
+
+
+def _make_scheduler(name: str | None, optimizer, epochs: int, steps_per_epoch: int):
+    """The learning-rate scheduler called ``name`` (see :class:`Recipe`), or None."""
+    if name is None:
+        return None
+    if name == "onecycle":
+        max_lrs = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=epochs * steps_per_epoch, pct_start=0.3)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    raise ValueError(f"scheduler must be 'onecycle', 'plateau' or None, not {name!r}")
+
+
+def _live_plot(wanted: bool | None, run: _Run):
+    """A :class:`landmarklib.plots.LivePlot` when wanted (default: in a notebook), or None."""
+    from landmarklib import plots  # matplotlib only when a plot is drawn
+
+    if not (wanted if wanted is not None else plots.in_notebook()):
+        return None
+    plot = plots.LivePlot(run.recipe.epochs)
+    plot.update(run.history)
+    return plot

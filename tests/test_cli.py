@@ -1,0 +1,87 @@
+"""landmarklib.cli: the landmarklib command, its exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from landmarklib import cli
+from landmarklib.data import tiny_data_root
+
+EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
+TAJ = sorted((tiny_data_root() / "test" / "21.Taj_Mahal").glob("*.jpg"))
+
+
+@pytest.fixture
+def model(tiny_model_file, monkeypatch) -> Path:
+    monkeypatch.setenv("LANDMARKLIB_MODEL", str(tiny_model_file))
+    return tiny_model_file
+
+
+def test_cli_members_must_not_be_negative(capsys):
+    from landmarklib import cli
+
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["train", "transfer", "--members", "-1"])
+    assert usage.value.code == 2
+    assert "must be at least 0, got -1" in capsys.readouterr().err
+
+
+def test_cli_predict_text_and_json(model, capsys, tmp_path):
+    assert cli.main(["predict", str(EIFFEL[0]), "-k", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{EIFFEL[0]}: Eiffel Tower (") and line.count("%") == 2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in EIFFEL + TAJ:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "readme.txt").write_text("skipped: not a photo")
+    assert cli.main(["predict", str(folder), "--json", "-k", "3"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == len(EIFFEL) + len(TAJ)
+    first = {a["file"]: a["predictions"][0] for a in answers}
+    assert first[str(folder / EIFFEL[0].name)]["name"] == "Eiffel Tower"
+    assert first[str(folder / EIFFEL[0].name)]["country"] == "France"
+    assert "openstreetmap.org" in first[str(folder / EIFFEL[0].name)]["map_url"]
+
+
+def test_cli_errors_have_exit_codes_and_one_line(model, capsys, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert cli.main(["predict", str(bad), str(EIFFEL[0])]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{EIFFEL[0]}: Eiffel Tower")
+    assert captured.err.strip() == (
+        f"landmarklib predict: {bad}: not an image file PIL can read (is it a photo?)")
+    assert cli.main(["predict", str(EIFFEL[0]), "-k", "8"]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as bad_k:
+        cli.main(["predict", str(EIFFEL[0]), "-k", "0"])
+    assert bad_k.value.code == 2
+    capsys.readouterr()
+    empty = tmp_path / "no photos"
+    (empty / ".ipynb_checkpoints").mkdir(parents=True)
+    (empty / ".ipynb_checkpoints" / "x.jpg").write_bytes(EIFFEL[0].read_bytes())
+    assert cli.main(["predict", str(empty)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"landmarklib predict: {empty}: no photos in this folder")
+    assert cli.main(["train", "transfer", "--out", str(tmp_path),
+                     "--data", str(tiny_data_root())]) == 1
+    assert "is a folder" in capsys.readouterr().err
+    assert cli.main(["predict", str(EIFFEL[0]), "--model", str(tmp_path / "none.pt")]) == 1
+    assert "No trained model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["predict"])
+    assert usage.value.code == 2
+
+
+def test_cli_check_and_evaluate(model, capsys):
+    assert cli.main(["check", "--data", str(tiny_data_root())]) == 0
+    assert "7 classes" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--data", str(tiny_data_root()), "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert result["total"] == 21 and result["correct"] >= 15

@@ -1,0 +1,54 @@
+"""landmarklib.files: atomic writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from landmarklib.files import atomic_path, write_json
+
+
+def test_atomic_path_replaces_the_file_in_one_step(tmp_path):
+    target = tmp_path / "new" / "folder" / "file.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".file.txt.")
+        tmp.write_text("whole")
+        assert not target.exists()  # nothing at the target until the body has finished
+    assert target.read_text() == "whole"
+    assert [p.name for p in target.parent.iterdir()] == ["file.txt"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("old")
+    with pytest.raises(OSError, match="No space"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError("No space left on device")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_threads_writing_at_once_never_share_a_temporary_file(tmp_path):
+    target = tmp_path / "shared.json"
+
+    def write(i):
+        write_json(target, {"writer": i, "payload": "x" * 10_000})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert json.loads(target.read_text())["writer"] in range(8)  # one whole file, not a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.json"]
+
+
+def test_write_json_keeps_unicode_and_refuses_what_json_cannot_hold(tmp_path):
+    path = write_json(tmp_path / "a.json", {"name": "Anıtkabir"})
+    assert "Anıtkabir" in path.read_text(encoding="utf-8")
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "b.json", {"bad": object()})
+    assert not (tmp_path / "b.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
