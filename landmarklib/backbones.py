@@ -287,9 +287,8 @@ def create_backbone(
       ``features`` -> ``avgpool`` -> flatten -> ``classifier[:-1]`` (two
       Linear + ReLU + Dropout pairs; the dropout is active in training mode).
 
-    The model is returned in training mode, as PyTorch builds it: call
-    ``freeze(model)`` to keep its weights fixed and ``model.eval()`` to fix its
-    BatchNorm statistics and switch its dropout off.
+    It comes in training mode, as PyTorch builds it: ``freeze(model)`` keeps its
+    weights fixed and ``model.eval()`` fixes BatchNorm and switches dropout off.
 
     Args:
         name: a key of ``BACKBONES``.

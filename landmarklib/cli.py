@@ -58,25 +58,48 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+DATA_HELP = ("dataset folder (default: the tiny subset if $LANDMARKLIB_TINY=1, else "
+             "$LANDMARK_DATA, else the cache folder)")
+MODEL_HELP = "model file (default: $LANDMARKLIB_MODEL or the default)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="landmarklib",
         description="Download, check, train, evaluate and predict landmarks in photos.")
-    data_help = ("dataset folder (default: the tiny subset if $LANDMARKLIB_TINY=1, else "
-                 "$LANDMARK_DATA, else the cache folder)")
     commands = parser.add_subparsers(dest="command", required=True)
-
     download = commands.add_parser("download", help="download and unzip the landmark dataset")
     download.add_argument("--dest", help="folder to download into (default: the cache folder)")
     download.set_defaults(run=_download)
-
     check = commands.add_parser("check", help="check a dataset folder's layout")
-    check.add_argument("--data", help=data_help)
+    check.add_argument("--data", help=DATA_HELP)
     check.set_defaults(run=_check)
+    _add_train(commands)
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
+    evaluate.add_argument("--model", help=MODEL_HELP)
+    evaluate.add_argument("--data", help=DATA_HELP)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=_evaluate)
+    predict = commands.add_parser("predict", help="the most likely landmarks in photos")
+    predict.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER")
+    predict.add_argument("-k", type=_positive_int, default=5,
+                         help="how many landmarks per photo (5)")
+    predict.add_argument("--model", help=MODEL_HELP)
+    predict.add_argument("--json", action="store_true", help="print one JSON document")
+    predict.set_defaults(run=_predict)
+    student = commands.add_parser(
+        "make-student", help="write student versions of the notebooks (solutions removed)")
+    student.add_argument("out_dir", metavar="OUT_DIR", help="folder to write them to")
+    student.add_argument("--notebooks",
+                         help="folder of solution notebooks (default: this checkout's notebooks/)")
+    student.set_defaults(run=_make_student)
+    return parser
 
+
+def _add_train(commands) -> None:
     train = commands.add_parser("train", help="train a model and save it")
     train.add_argument("kind", choices=("transfer", "scratch"))
-    train.add_argument("--data", help=data_help)
+    train.add_argument("--data", help=DATA_HELP)
     train.add_argument("--out", help="model file to write")
     train.add_argument("--epochs", type=_positive_int,
                        help="epochs (default: the recipe's; transfer: of the head on frozen "
@@ -97,28 +120,6 @@ def _parser() -> argparse.ArgumentParser:
                             "where the hardware computes it natively); default "
                             f"${PRECISION_ENV} or {DEFAULT_PRECISION}")
     train.set_defaults(run=_train)
-
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
-    evaluate.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
-    evaluate.add_argument("--data", help=data_help)
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.set_defaults(run=_evaluate)
-
-    predict = commands.add_parser("predict", help="the most likely landmarks in photos")
-    predict.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER")
-    predict.add_argument("-k", type=_positive_int, default=5,
-                         help="how many landmarks per photo (5)")
-    predict.add_argument("--model", help="model file (default: $LANDMARKLIB_MODEL or the default)")
-    predict.add_argument("--json", action="store_true", help="print one JSON document")
-    predict.set_defaults(run=_predict)
-
-    student = commands.add_parser(
-        "make-student", help="write student versions of the notebooks (solutions removed)")
-    student.add_argument("out_dir", metavar="OUT_DIR", help="folder to write them to")
-    student.add_argument("--notebooks",
-                         help="folder of solution notebooks (default: this checkout's notebooks/)")
-    student.set_defaults(run=_make_student)
-    return parser
 
 
 def _download(args) -> int:

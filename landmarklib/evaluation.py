@@ -43,45 +43,32 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` over every batch of ``loader``, in eval mode, without gradients.
 
-    The one loop in landmarklib that runs a network over data: evaluation
-    (:func:`evaluate_model`, :func:`landmarklib.training.evaluate`), feature extraction and
-    cached activations (:mod:`landmarklib.transfer.features`) all call it. The model is put in
-    eval mode (dropout off, BatchNorm's running statistics) and run under
-    :func:`torch.inference_mode`. The loader must not shuffle if the results are to be matched
-    back to ``loader.dataset[i]``.
+    The one loop in landmarklib that runs a network over data: evaluation, validation and
+    feature extraction all call it. Eval mode switches dropout off and makes BatchNorm use its
+    running statistics. An unshuffled loader's result ``i`` is ``loader.dataset[i]``.
 
     Args:
-        model: a module, or any function of a batch (e.g. ``model.from_activations``), mapping
+        model: a module, or a function of a batch (e.g. ``model.from_activations``), mapping
             float ``(B, ...)`` to ``(B, ...)`` (log-probabilities ``(B, C)``, features, ...).
         loader: yields ``(inputs, labels)``: float ``(B, ...)`` (cast to float32) and int64
             ``(B,)``; empty batches (no photo decoded) are skipped.
         device: where to run (a module is moved there); default: where the module is.
-        progress: show a progress bar.
-        precision: see :mod:`landmarklib.hardware` (default float32; ``None``: the default
-            setting).
-        dtype: dtype of the returned outputs (``torch.bfloat16`` halves the memory of large
-            activation maps).
-        channels_last: run 4-D inputs and the module in the channels-last memory layout (NHWC),
-            faster for convolutions on most CPUs and recent GPUs.
-        desc: the progress bar's label.
+        progress, desc: a progress bar and its label.
+        precision: see :mod:`landmarklib.hardware` (default float32; ``None``: the default).
+        dtype: dtype of the returned outputs (bfloat16 halves the memory of activation maps).
+        channels_last: run 4-D inputs and the module channels-last (NHWC), faster for
+            convolutions on most CPUs and recent GPUs.
 
     Returns:
         ``(outputs, labels)`` on the CPU, in the loader's order: ``(N, ...)`` in ``dtype`` and
-        int64 ``(N,)``. Ordinary tensors (made outside inference mode), usable for training.
+        int64 ``(N,)``, ordinary tensors (usable for training).
 
     Raises:
         ValueError: the loader gave no photo.
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
     """
-    module = getattr(model, "__self__", model)  # the module behind a method such as
-    if isinstance(module, nn.Module):           # model.from_activations
-        parameter = next(module.parameters(), None)
-        device = device or (parameter.device if parameter is not None else "cpu")
-        module.to(device).eval()
-        if channels_last:
-            module.to(memory_format=torch.channels_last)
-    device = torch.device(device or "cpu")
+    device = _ready(model, device, channels_last)
     precision = resolve_precision(precision, device)
     outputs, all_labels = [], []
     bar = progress_bar(loader, desc, progress)
@@ -99,6 +86,19 @@ def predict(
     if not all_labels:
         raise ValueError("the loader gave no photo")
     return torch.cat(outputs), torch.cat(all_labels)
+
+
+def _ready(model, device, channels_last: bool) -> torch.device:
+    """Put the module behind ``model`` (itself, or the owner of a method such as
+    ``model.from_activations``) in eval mode on ``device``; returns the device."""
+    module = getattr(model, "__self__", model)
+    if isinstance(module, nn.Module):
+        parameter = next(module.parameters(), None)
+        device = device or (parameter.device if parameter is not None else "cpu")
+        module.to(device).eval()
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+    return torch.device(device or "cpu")
 
 
 def progress_bar(loader, desc: str, enabled: bool = True, leave: bool = False):
@@ -202,48 +202,43 @@ def summarize(
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
     """
     if log_probs.ndim != 2 or labels.shape != log_probs.shape[:1] or len(labels) == 0:
-        raise ValueError(
-            f"expected log_probs (N, C) and labels (N,) with N > 0, got {tuple(log_probs.shape)} "
-            f"and {tuple(labels.shape)}"
-        )
+        raise ValueError(f"expected log_probs (N, C) and labels (N,) with N > 0, got "
+                         f"{tuple(log_probs.shape)} and {tuple(labels.shape)}")
     n_classes = log_probs.shape[1]
     names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
     if len(names) != n_classes:
         raise ValueError(f"{len(names)} class names for {n_classes} classes")
-    from torchmetrics.functional.classification import (
-        multiclass_accuracy,
-        multiclass_confusion_matrix,
-    )
-
     log_probs, labels = log_probs.float(), labels.long()
-    # torchmetrics for top-k accuracy and the confusion matrix: well-tested implementations that
-    # check their inputs (labels in range, shapes) and that readers may know from elsewhere.
-    # The per-class accuracy is read off the confusion matrix instead of taken from
-    # multiclass_accuracy(average=None), which reports 0 rather than "unknown" for a class with
-    # no photo in the split.
-    def top_k(k: int) -> float:
-        return multiclass_accuracy(log_probs, labels, n_classes, average="micro",
-                                   top_k=min(k, n_classes)).item()
-
-    confusion = multiclass_confusion_matrix(log_probs, labels, n_classes).numpy().astype(np.int64)
+    confusion, top3, top5 = _counts(log_probs, labels)
     per_class_total = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(per_class_total > 0, np.diag(confusion) / per_class_total, np.nan)
     correct = int(np.trace(confusion))
     return EvaluationResult(
-        loss=F.nll_loss(log_probs, labels).item(),
-        accuracy=correct / len(labels),
-        correct=correct,
-        total=len(labels),
-        top3=top_k(3),
-        top5=top_k(5),
-        per_class_accuracy=per_class.astype(np.float64),
-        confusion=confusion,
-        class_names=names,
-        split=split,
-        log_probs=log_probs,
-        labels=labels,
+        loss=F.nll_loss(log_probs, labels).item(), accuracy=correct / len(labels),
+        correct=correct, total=len(labels), top3=top3, top5=top5,
+        per_class_accuracy=per_class.astype(np.float64), confusion=confusion, class_names=names,
+        split=split, log_probs=log_probs, labels=labels)
+
+
+def _counts(log_probs: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, float, float]:
+    """The confusion matrix (int64 ``(C, C)``) and the top-3 and top-5 accuracy.
+
+    torchmetrics computes them: well-tested implementations that check their inputs (labels in
+    range, shapes) and that readers may know from elsewhere. (The per-class accuracy is read off
+    the confusion matrix rather than taken from ``multiclass_accuracy(average=None)``, which
+    reports 0 rather than "unknown" for a class with no photo in the split.)
+    """
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_confusion_matrix,
     )
+
+    n_classes = log_probs.shape[1]
+    confusion = multiclass_confusion_matrix(log_probs, labels, n_classes).numpy().astype(np.int64)
+    top3, top5 = (multiclass_accuracy(log_probs, labels, n_classes, average="micro",
+                                      top_k=min(k, n_classes)).item() for k in (3, 5))
+    return confusion, top3, top5
 
 
 def evaluate_model(

@@ -1,11 +1,17 @@
 """The epoch loop: :func:`fit` trains a model epoch after epoch and keeps its best weights.
 
-:func:`fit` puts the pieces of :mod:`landmarklib.training` together: it measures the starting
-weights ("epoch 0"), then trains (:func:`~landmarklib.training.train_one_epoch`) and validates
-(:func:`~landmarklib.training.evaluate`) once per epoch, records everything in a
-:class:`History`, keeps the weights with the lowest validation loss, can stop early, draws a
-live plot in a notebook, and writes a checkpoint after every epoch
-(:mod:`landmarklib.checkpoints`) so that a killed run resumes where it stopped.
+:func:`fit` puts the pieces of :mod:`landmarklib.training` together:
+
+1. it measures the starting weights on the validation split ("epoch 0"), so a run never hands
+   back weights worse on validation loss than those it was given;
+2. each epoch trains (:func:`~landmarklib.training.train_one_epoch`) and validates
+   (:func:`~landmarklib.training.evaluate`), records both in a :class:`History`, prints a line
+   and, in a notebook, redraws a live plot (:class:`landmarklib.plots.LivePlot`);
+3. after each epoch it writes a checkpoint (:mod:`landmarklib.checkpoints`), so that calling
+   ``fit`` again with the same file continues at the first unfinished epoch (after Ctrl-C the
+   model holds the half-trained weights of the unfinished epoch until then);
+4. it stops early if asked, and finally loads back the weights with the lowest validation
+   loss.
 """
 
 from __future__ import annotations
@@ -117,60 +123,43 @@ def fit(
     live_plot: bool | None = None,
     progress: bool = True,
 ) -> History:
-    """Train ``model`` for ``recipe.epochs`` epochs, keeping the weights with the lowest
-    validation loss.
-
-    First the starting weights are measured on the validation split ("epoch 0"), so a run never
-    hands back weights worse on validation loss than those it was given. Each epoch then trains
-    (:func:`train_one_epoch`), validates (:func:`evaluate`), records both in a
-    :class:`History`, prints a line, redraws a live plot in a notebook
-    (:class:`landmarklib.plots.LivePlot`) and, given ``checkpoint``, writes a checkpoint
-    (:mod:`landmarklib.checkpoints`). Calling ``fit`` again with the same ``checkpoint``
-    continues at the first unfinished epoch; after Ctrl-C, ``model`` holds the half-trained
-    weights of the unfinished epoch. When the loop ends, the best weights are loaded back.
+    """Train ``model`` for ``recipe.epochs`` epochs and load back the weights with the lowest
+    validation loss, the starting weights ("epoch 0") included (see the module's documentation).
+    With ``checkpoint``, a run started again continues at its first unfinished epoch.
 
     Args:
-        model: maps float32 ``(B, ...)`` to log-probabilities ``(B, C)``; moved to ``device``
-            and trained in place.
-        train: the training loader, or a :class:`landmarklib.data.Loaders` (then its ``train``
-            and ``valid`` loaders are used, and ``valid`` is left out).
-        valid: the validation loader (only the validation split: never the test photos).
-        recipe: epochs, scheduler, label smoothing, early stopping, precision, channels-last,
-            seed, and the optimiser's lr and weight decay (default :class:`Recipe`).
-        optimizer: default :func:`make_optimizer` with the recipe's lr and weight decay.
-        loss_fn: default :func:`make_loss` with the recipe's label smoothing (used for the
-            validation loss too, so the two curves are comparable).
-        checkpoint: the checkpoint file (``None``: none is written).
-        resume: continue from ``checkpoint`` if it exists; ``False`` starts again.
+        model: maps float32 ``(B, ...)`` to log-probabilities ``(B, C)``; trained in place.
+        train: the training loader, or a :class:`landmarklib.data.Loaders` (its ``train`` and
+            ``valid`` loaders; ``valid`` is then left out).
+        valid: the validation loader (the validation split: never the test photos).
+        recipe: a :class:`~landmarklib.training.Recipe`: epochs, schedule, label smoothing,
+            early stopping, precision, channels-last, seed, and lr and weight decay for the
+            default optimiser (default ``Recipe()``).
+        optimizer, loss_fn: default :func:`~landmarklib.training.make_optimizer` and
+            :func:`~landmarklib.training.make_loss` with the recipe's settings.
+        checkpoint, resume: the checkpoint file; ``resume=False`` starts again.
         device: default :func:`landmarklib.hardware.pick_device`.
-        live_plot: redraw a loss plot after every epoch (default: only in a Jupyter kernel).
-        progress: tqdm progress bars within each epoch.
+        live_plot, progress: a plot redrawn per epoch (default: in a notebook), progress bars.
 
     Returns:
-        The :class:`History` of all epochs (from epoch 0, including those before a resume).
+        The :class:`History` of every epoch, from epoch 0 (those before a resume included).
 
     Raises:
-        ValueError: no validation loader; an unknown scheduler or precision; a one-cycle
-            checkpoint planned for another number of epochs.
-        RuntimeError: the checkpoint holds weights that do not fit ``model``.
-        FloatingPointError: the training loss became NaN or infinite.
+        ValueError: no validation loader, an unknown scheduler or precision, or a one-cycle
+            checkpoint planned for another number of epochs. RuntimeError: the checkpoint's
+            weights do not fit ``model``. FloatingPointError: the loss became NaN or infinite.
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
-    if valid is None and hasattr(train, "train") and hasattr(train, "valid"):
-        train, valid = train.train, train.valid
-    if valid is None:
-        raise ValueError("fit needs a validation loader to choose the best weights")
-    run = _Run(model, train, valid, recipe or Recipe(), optimizer, loss_fn, device, progress)
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        run.resume(Path(checkpoint))
+    run = _Run(model, *_train_and_valid(train, valid), recipe or Recipe(), optimizer, loss_fn,
+               device, progress)
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        run.resume(checkpoint)
     else:
         run.start()
     plot = _live_plot(live_plot, run)
     for epoch in range(run.history.epochs_trained + 1, run.recipe.epochs + 1):
         if run.patience_ran_out():
-            print(f"Stopped early: no better validation loss for "
-                  f"{run.recipe.early_stopping_patience} epochs.")
             break
         run.train_epoch(epoch)
         if checkpoint is not None:
@@ -241,7 +230,10 @@ class _Run:
 
     def patience_ran_out(self) -> bool:
         patience, history = self.recipe.early_stopping_patience, self.history
-        return patience is not None and history.epochs_trained - history.best_epoch >= patience
+        if patience is None or history.epochs_trained - history.best_epoch < patience:
+            return False
+        print(f"Stopped early: no better validation loss for {patience} epochs.")
+        return True
 
     def checkpoint(self) -> dict:
         return {"epoch": self.history.epochs_trained, "epochs": self.recipe.epochs,
@@ -252,7 +244,7 @@ class _Run:
                 "best_epoch": self.history.best_epoch, "precision": self.precision,
                 "rng": checkpoints.rng_states(self.generator)}
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: str | Path) -> None:
         saved = checkpoints.load_checkpoint(path)
         if self.recipe.scheduler == "onecycle" and saved["epochs"] != self.recipe.epochs:
             raise ValueError(
@@ -273,6 +265,15 @@ class _Run:
         self.model.load_state_dict(self.best)
         print(f"Kept the weights of epoch {self.history.best_epoch} "
               f"(lowest validation loss, {min(self.history.valid_loss):.3f}).")
+
+
+def _train_and_valid(train, valid) -> tuple:
+    """The two loaders, also from a :class:`landmarklib.data.Loaders`."""
+    if valid is None and hasattr(train, "train") and hasattr(train, "valid"):
+        train, valid = train.train, train.valid
+    if valid is None:
+        raise ValueError("fit needs a validation loader to choose the best weights")
+    return train, valid
 
 
 def _make_scheduler(name: str | None, optimizer, epochs: int, steps_per_epoch: int):

@@ -136,36 +136,30 @@ def train_transfer(
 ) -> RunResult:
     """Transfer learning from a dataset folder to a saved model: the steps of notebook 03.
 
-    1. **Feature extraction**: the frozen backbone's trunk runs once over every photo (and
-       the mirrored training photos); its outputs are cached on disk
-       (:func:`landmarklib.transfer.trunk_activations`).
-    2. **A new head** trains on the frozen features (:func:`train_head`). With
+    1. **Feature extraction**: the frozen trunk runs once over every photo (and the mirrored
+       training photos), cached on disk (:func:`landmarklib.transfer.trunk_activations`).
+    2. **A new head** trains on the frozen features (:func:`train_head`); with
        ``recipe.members == 0`` this is the model saved.
-    3. **Fine-tuning**: each member, a copy of the backbone's top with its own head (trained
-       as in step 2 from its own random start), trains on the cached activations
-       (:func:`finetune_member`). The members' average is the model saved.
+    3. **Fine-tuning**: each member, a copy of the top with its own head (trained as in step
+       2), trains on the cached activations (:func:`finetune_member`); the members' average is
+       the model saved.
 
     Args:
-        root: dataset folder (default :func:`landmarklib.data.data_root`).
-        out: model file to write (default :func:`landmarklib.cache.default_model_path`).
-        recipe: hyper-parameters (default :class:`TransferRecipe`).
+        root, out: dataset folder and model file (defaults: :func:`landmarklib.data.data_root`,
+            :func:`landmarklib.cache.default_model_path`).
+        recipe, progress: hyper-parameters (default :class:`TransferRecipe`); progress bars.
         pretrained: ImageNet weights for the backbone (``False``: random, for tests only).
-        progress: progress bars.
 
     Returns:
-        A :class:`RunResult`; ``history`` is the last fine-tuning run's (the head's when
-        ``members == 0``) and ``frozen`` the test result of step 2.
+        A :class:`RunResult`: ``history`` of the last fine-tuning (or of the head), ``frozen``
+        the test result of step 2.
 
     Raises:
-        ValueError: ``recipe.members < 0``, members with a backbone that cannot be cut
-            (:data:`landmarklib.transfer.SPLITTABLE`), or an unknown precision, before
-            anything is computed.
+        ValueError: before any work, for ``members < 0``, members with a backbone that cannot
+            be cut (:data:`landmarklib.transfer.SPLITTABLE`), or an unknown precision.
     """
-    from landmarklib.backbones import BACKBONES
-
     start, recipe = time.perf_counter(), recipe or TransferRecipe()
-    precision = _check(recipe)
-    spec = BACKBONES[recipe.backbone]
+    precision, spec = _check(recipe)
     loaders = data.make_loaders(root, size=spec.input_size, mean=spec.mean, std=spec.std,
                                 progress=progress, augment=False, in_memory=False, batch_size=64)
     torch.manual_seed(recipe.seed)
@@ -183,10 +177,9 @@ def train_transfer(
                                                outputs["test"][1], loaders.class_names)
         if recipe.members:
             history = finetune_member(model.members[k], outputs, recipe, k, progress)
-    test = frozen_test
-    if recipe.members:
-        log_probs = transfer.run_in_batches(model.from_activations, outputs["test"][0])
-        test = evaluation.summarize(log_probs, outputs["test"][1], loaders.class_names)
+    test = frozen_test if not recipe.members else evaluation.summarize(
+        transfer.run_in_batches(model.from_activations, outputs["test"][0]), outputs["test"][1],
+        loaders.class_names)
     out = Path(out) if out else default_model_path()
     metrics = {**_metrics(test, history, precision), "frozen_test_accuracy": frozen_test.accuracy}
     export.save_model(out, model, loaders.classes, spec.input_size, spec.mean, spec.std,
@@ -194,8 +187,9 @@ def train_transfer(
     return RunResult(out, test, history, time.perf_counter() - start, precision, frozen_test)
 
 
-def _check(recipe: TransferRecipe) -> str:
-    """Refuse a recipe that cannot run, before any work; returns the resolved precision."""
+def _check(recipe: TransferRecipe):
+    """Refuse a recipe that cannot run, before any work; returns the resolved precision and
+    the backbone's :class:`~landmarklib.backbones.BackboneSpec`."""
     from landmarklib.backbones import BACKBONES
 
     if recipe.members < 0:
@@ -206,7 +200,7 @@ def _check(recipe: TransferRecipe) -> str:
     if recipe.members and recipe.backbone not in transfer.SPLITTABLE:
         raise ValueError(f"{recipe.backbone} cannot be fine-tuned here (only "
                          f"{', '.join(transfer.SPLITTABLE)}); train it frozen, with members=0")
-    return resolve_precision(recipe.precision, "cpu")
+    return resolve_precision(recipe.precision, "cpu"), BACKBONES[recipe.backbone]
 
 
 def _transfer_model(recipe: TransferRecipe, n_classes: int, pretrained: bool):

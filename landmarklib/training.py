@@ -148,28 +148,24 @@ def train_one_epoch(
     desc: str = "train",
 ) -> tuple[float, float]:
     """Train ``model`` for one pass over ``loader``: forward, loss, backward, optimiser step.
-
-    A batch of fewer than 2 photos is skipped: BatchNorm cannot compute batch statistics from
-    one photo (and an epoch loses at most one photo to it).
+    A batch of fewer than 2 photos is skipped: BatchNorm has no batch statistics for one photo.
 
     Args:
         model: maps float32 ``(B, ...)`` to log-probabilities ``(B, C)``; set to train mode.
         loader: yields ``(inputs, labels)``: float32 ``(B, ...)`` and int64 ``(B,)``.
-        optimizer: updates the model's parameters.
-        loss_fn: loss of ``(log_probs, labels)`` averaged over the batch (default NLL).
+        optimizer, loss_fn: the update rule, and the loss of ``(log_probs, labels)`` averaged
+            over the batch (default NLL).
         device: where the model is (default: the device of its first parameter).
         scheduler: a learning-rate schedule stepped after every batch (e.g. one-cycle).
-        precision: a resolved precision (see :func:`landmarklib.hardware.resolve_precision`).
-        scaler: a gradient scaler for float16 (:func:`landmarklib.hardware.grad_scaler`).
+        precision, scaler: a resolved precision and, for float16, a gradient scaler
+            (:mod:`landmarklib.hardware`).
         progress, desc: a tqdm progress bar with the running loss and accuracy, and its label.
 
     Returns:
-        ``(mean loss, accuracy)`` over the epoch's photos, measured on the fly while the
-        weights change: the loss per photo (as ``loss_fn`` computes it), accuracy in [0, 1].
+        ``(mean loss per photo, accuracy in [0, 1])``, measured while the weights change.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite (the learning rate is usually too
-            high).
+        FloatingPointError: the loss became NaN or infinite (before any update with it).
         ValueError: the loader gave no batch of at least 2 photos.
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
@@ -187,14 +183,9 @@ def train_one_epoch(
         with autocast(device, precision):
             log_probs = model(inputs)
             loss = loss_fn(log_probs.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        _step(loss, optimizer, scaler)
+        total_loss += _step(loss, optimizer, scaler) * len(labels)
         if scheduler is not None:
             scheduler.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the training loss became {loss.item()} after {seen} "
-                                     "photos of this epoch; try a lower learning rate")
-        total_loss += loss.item() * len(labels)
         correct += (log_probs.argmax(dim=1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
@@ -204,15 +195,21 @@ def train_one_epoch(
     return total_loss / seen, correct / seen
 
 
-def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
-    """Backpropagate and update the weights (through the gradient scaler for float16)."""
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> float:
+    """Check the loss, backpropagate and update the weights (through the gradient scaler for
+    float16); returns the loss as a float."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the training loss became {value}; try a lower learning rate")
+    optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
         optimizer.step()
-        return
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return value
 
 
 def evaluate(

@@ -183,67 +183,57 @@ def make_loaders(
 ) -> Loaders:
     """Build training, validation and test loaders for a dataset folder.
 
-    The photos are those :func:`~landmarklib.data.check_layout` found usable. The validation
-    split is taken from ``train/`` by :func:`~landmarklib.data.stratified_split`; ``test/`` is
-    only loaded, for the final evaluation. Mean and std come from the training split
-    (:func:`~landmarklib.data.channel_stats`) unless given (a pre-trained backbone brings its
-    own). Validation and test photos go through the one evaluation preprocessing
+    The photos are those :func:`~landmarklib.data.check_layout` found usable; validation is
+    taken from ``train/`` by :func:`~landmarklib.data.stratified_split`, and ``test/`` is kept
+    for the final evaluation. Validation and test photos get the one evaluation preprocessing
     (:mod:`landmarklib.preprocessing`), exactly as predictions do.
 
     Args:
         root: dataset folder (default :func:`~landmarklib.data.data_root`).
-        size: training resolution, in pixels (images are ``size`` x ``size``).
-        batch_size: photos per batch.
+        size, batch_size: training resolution (``size`` x ``size`` pixels), photos per batch.
         val_fraction, seed: see :func:`~landmarklib.data.stratified_split`; ``seed`` also
             seeds the training loader's shuffling.
-        mean, std: normalisation; computed from the training split when ``None``.
+        mean, std: normalisation (default: the training split's, by
+            :func:`~landmarklib.data.channel_stats`).
         in_memory: decode every photo once into memory (:class:`DecodedPhotos`: training
             photos at short side ``size * 8 // 7``, evaluation photos as their center crop).
-        num_workers: DataLoader worker processes (default :func:`default_num_workers`; 0 in
-            memory).
-        augment: use :func:`~landmarklib.data.train_transform` for training; ``False`` gives
-            training photos the evaluation preprocessing (for feature extraction).
-        progress: show progress bars.
+        num_workers: worker processes (default :func:`default_num_workers`; 0 in memory).
+        augment, progress: training photos get :func:`~landmarklib.data.train_transform`
+            (``False``: the evaluation preprocessing, for feature extraction); progress bars.
 
     Returns:
-        A :class:`Loaders`. Batches are ``(images, labels)``: float32 ``(B, 3, size, size)``
-        and int64 ``(B,)``.
+        A :class:`Loaders` of batches ``(images, labels)``: float32 ``(B, 3, size, size)`` and
+        int64 ``(B,)``.
 
     Raises:
-        FileNotFoundError: see :func:`~landmarklib.data.data_root`.
-        ValueError: the layout check found fatal problems (the message lists them).
+        FileNotFoundError: no dataset folder. ValueError: it has fatal problems (listed).
 
     Taught in notebooks/01_data_exploration.ipynb, 'What the network sees'.
     """
-    root = data_root(root)
-    report = check_layout(root, progress=progress)
+    report = check_layout(data_root(root), progress=progress)
     if report.problems:
-        raise ValueError(f"The dataset in {root} cannot be used:\n{report}")
+        raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
     files = report.files["train"]
-    keys = [str(p.relative_to(root)) for p, _ in files]
+    keys = [str(p.relative_to(report.root)) for p, _ in files]
     train_idx, val_idx = stratified_split(keys, [t for _, t in files], val_fraction, seed)
     if mean is None or std is None:
         mean, std = channel_stats([files[i] for i in train_idx], size, progress=progress)
-    mean, std = tuple(mean), tuple(std)
-    training = train_transform(size, mean, std) if augment else None
-    sets = [_photos([files[i] for i in train_idx], report.classes, size, mean, std, training,
-                    in_memory),
-            _photos([files[i] for i in val_idx], report.classes, size, mean, std),
-            _photos(report.files["test"], report.classes, size, mean, std)]
-    if in_memory:
+    mean, std, augmentation = tuple(mean), tuple(std), train_transform(size, mean, std)
+    splits = ([files[i] for i in train_idx], augment), ([files[i] for i in val_idx], False)
+    sets = [_photos(samples, report.classes, size, mean, std, augmentation, in_memory, training)
+            for samples, training in (*splits, (report.files["test"], False))]
+    if in_memory:  # then there is no decoding left for worker processes to share
         sets = [DecodedPhotos(dataset, progress) for dataset in sets]
-        num_workers = 0 if num_workers is None else num_workers
-    elif num_workers is None:
-        num_workers = default_num_workers()
-    train, valid, test = (_loader(dataset, batch_size, shuffle, num_workers, seed)
+    workers = num_workers if num_workers is not None else 0 if in_memory else default_num_workers()
+    train, valid, test = (_loader(dataset, batch_size, shuffle, workers, seed)
                           for dataset, shuffle in zip(sets, (True, False, False)))
     return Loaders(train, valid, test, report.classes, mean, std, size, report)
 
 
-def _photos(samples, classes, size, mean, std, augmentation=None, in_memory=False):
+def _photos(samples, classes, size, mean, std, augmentation, in_memory, training):
     """Training photos with ``augmentation`` (shrunk first if kept in memory), or photos with
     the evaluation preprocessing."""
-    if augmentation is not None:
+    if training:
         return PhotoDataset(samples, classes, augmentation, size,
                             Downsize(size * 8 // 7) if in_memory else None)
     return PhotoDataset(samples, classes, ToInput(mean, std), size, CenterCrop(size))
