@@ -113,7 +113,7 @@ def _add_train(commands) -> None:
                        help="transfer: pre-trained backbone (efficientnet_lite0 works offline)")
     train.add_argument("--members", type=_non_negative_int,
                        help="transfer: fine-tuned tops averaged (default 2; 0: frozen backbone "
-                            "and head only, about 2x faster)")
+                            "and head only, faster)")
     train.add_argument("--checkpoint", help="scratch: checkpoint file, to resume a killed run")
     train.add_argument("--precision", choices=PRECISIONS,
                        help="number format for training: float32, bfloat16, or auto (bfloat16 "

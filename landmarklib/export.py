@@ -17,8 +17,8 @@ A transfer model is rebuilt with random weights before the file's are loaded (th
 the backbone's weights too), so loading never downloads anything. :func:`rebuild_network` is the
 one place that turns an ``architecture`` record back into a network. For the default backbone,
 EfficientNet-Lite0, it uses :mod:`landmarklib.efficientnet_lite`, which imports only torch:
-importing this module, and loading such a file, needs neither timm nor torchvision (about 2 s of
-imports on a 2-core laptop, most of the time it takes to tag one photo from a new process).
+importing this module, and loading such a file, needs neither timm nor torchvision (their
+import takes longer than the rest of tagging one photo from a new process).
 The other backbones come from :mod:`landmarklib.backbones`, imported when first needed.
 """
 

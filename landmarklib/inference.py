@@ -10,7 +10,7 @@ Which model file is used, in this order: the ``model`` argument; ``$LANDMARKLIB_
 Photos go through the project's one evaluation preprocessing
 (:func:`landmarklib.preprocessing.preprocess`, PIL and NumPy), the same that measured the
 model's accuracy during training. This module imports neither torchvision nor timm (nor
-:mod:`landmarklib.data`), about 2 s of imports: a Lite0 model is rebuilt without timm
+:mod:`landmarklib.data`): a Lite0 model is rebuilt without timm
 (:func:`landmarklib.export.rebuild_network`).
 """
 

@@ -41,7 +41,8 @@ def tiny_model_file(tmp_path_factory) -> Path:
     loaders = data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
                                 std=spec.std, augment=False, in_memory=False, num_workers=0,
                                 progress=False)
-    features, labels = transfer.extract_features(model.backbone, loaders.train, progress=False)
+    features, labels = transfer.extract_features(model.backbone, loaders.train, progress=False,
+                                                 precision="float32")
     optimizer = torch.optim.Adam(model.head.parameters(), lr=3e-3)
     model.head.train()
     for _ in range(60):

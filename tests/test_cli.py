@@ -85,3 +85,41 @@ def test_cli_check_and_evaluate(model, capsys):
     out = capsys.readouterr().out
     result = json.loads(out[out.index("{"):])
     assert result["total"] == 21 and result["correct"] >= 15
+
+
+def test_cli_train_records_the_precision(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "scratch.pt"
+    assert cli.main(["train", "scratch", "--data", str(tiny_data_root()), "--epochs", "1",
+                     "--precision", "float32", "--out", str(out)]) == 0
+    record = torch.load(out, weights_only=True)
+    assert record["precision"] == record["metrics"]["precision"] == "float32"
+    assert "trained in float32" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["train", "scratch", "--precision", "float8"])
+    assert stopped.value.code == 2 and "float32" in capsys.readouterr().err
+
+
+def test_cli_evaluate_prints_the_whole_reason(model, tiny_copy, capsys):
+    import shutil
+
+    shutil.rmtree(tiny_copy / "test" / "44.Trevi_Fountain")
+    assert cli.main(["evaluate", "--data", str(tiny_copy)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be used" in err and "PROBLEM: class folders differ" in err
+    assert "only in train ['44.Trevi_Fountain']" in err
+
+
+def test_cli_predict_finds_every_kind_of_photo_in_a_folder(model, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.open(EIFFEL[0]).save(folder / "eiffel.avif")
+    Image.open(TAJ[0]).save(folder / "taj.webp")
+    (folder / "notes.txt").write_text("not a photo")
+    assert cli.main(["predict", str(folder), "--json", "-k", "1"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert [Path(a["file"]).name for a in answers] == ["eiffel.avif", "taj.webp"]
+    assert all(len(a["predictions"]) == 1 for a in answers)

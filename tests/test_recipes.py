@@ -66,3 +66,15 @@ def test_bad_member_counts_and_backbones_fail_before_any_work(monkeypatch, tmp_p
         recipes.train_transfer(tmp_path, recipe=recipes.TransferRecipe(members=-1))
     with pytest.raises(ValueError, match="vgg19 cannot be fine-tuned here"):
         recipes.train_transfer(tmp_path, recipe=recipes.TransferRecipe(backbone="vgg19"))
+
+
+def test_training_never_imports_inference():
+    import subprocess
+    import sys
+
+    code = ("import sys, landmarklib.recipes, landmarklib.fitting; "
+            "print(sorted(m for m in sys.modules if m.startswith('landmarklib.inference') "
+            "or m.startswith('landmarklib.app') or m.startswith('landmarklib.cli')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

@@ -261,7 +261,8 @@ def test_upload_box_in_notebook_04_in_jupyterlab(browser, jupyterlab_url):
         const index = notebook.widgets.findIndex(
             cell => cell.model.sharedModel.getSource().startsWith("## Your own photos"));
         notebook.scrollToItem(index, "start");""")
-    time.sleep(1)  # let the notebook paint after scrolling
+    browser.execute_async_script(  # the notebook has painted after scrolling: two frames later
+        "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(done));")
     screenshot(browser, "upload_box.png")
 
 
