@@ -282,21 +282,19 @@ def filter_grid(filters: Mapping[str, torch.Tensor], columns: int = 16) -> Figur
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'What does the network look at?'.
     """
-    blocks = [(title, f) for title, f in filters.items()]
+    blocks = list(filters.items())
     rows_per = [math.ceil(len(f) / columns) for _, f in blocks]
-    fig, axes = plt.subplots(sum(rows_per), columns, squeeze=False,
-                             figsize=(0.55 * columns, 0.62 * sum(rows_per) + 0.4 * len(blocks)))
-    for ax in axes.flat:
-        ax.axis("off")
-    row = 0
-    for (title, block), rows in zip(blocks, rows_per):
-        for i, picture in enumerate(block):
-            axes[row + i // columns, i % columns].imshow(np.asarray(picture),
-                                                         interpolation="nearest")
-        axes[row, 0].set_title(f"{title}: {len(block)} filters of {block.shape[1]} x "
-                               f"{block.shape[2]}", loc="left", fontsize=9)
-        row += rows
-    fig.tight_layout()
+    fig = plt.figure(figsize=(0.55 * columns, 0.6 * sum(rows_per) + 0.4 * len(blocks)),
+                     layout="constrained")
+    subfigures = fig.subfigures(len(blocks), 1, squeeze=False, height_ratios=rows_per).flat
+    for sub, (title, block), rows in zip(subfigures, blocks, rows_per):
+        axes = sub.subplots(rows, columns, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, picture in zip(axes.flat, block):
+            ax.imshow(np.asarray(picture))
+        sub.suptitle(f"{title}: {len(block)} filters of {block.shape[1]} x {block.shape[2]}",
+                     x=0.01, ha="left", fontsize=9)
     return fig
 
 
@@ -318,8 +316,7 @@ def feature_map_grid(maps: Sequence[tuple[str, torch.Tensor]], channels: int = 8
             ax.imshow(stage[channel].numpy(), cmap="viridis")
             ax.set_title(f"channel {channel}", fontsize=7)
         for ax in row:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         c, h, w = stage.shape
         row[0].set_ylabel(f"{name}\n{c} x {h} x {w}", fontsize=7)
     fig.tight_layout()
@@ -334,8 +331,7 @@ def heatmap_grid(images: torch.Tensor, explanation, class_names: Sequence[str], 
     Args:
         images: the normalised photos, float ``(N, 3, H, W)``.
         explanation: :class:`landmarklib.explain.Explanation` of those photos.
-        class_names: display names in class-id order.
-        mean, std: the normalisation of ``images``.
+        class_names: display names in class-id order; mean, std: the normalisation of images.
         labels: the true classes, int ``(N,)``, to add "truth: ..." to each title.
         columns: photos per row (each takes two panels).
 
@@ -374,7 +370,7 @@ def randomization_comparison(images: torch.Tensor, heatmaps: Mapping[str, torch.
         images: the normalised photos, float ``(N, 3, H, W)``; mean, std: their normalisation.
         heatmaps: ``{column title: (N, H, W) heatmaps}``, the trained network's first.
         correlations: ``{column title: (N,) rank correlations with the first column}``, e.g.
-            :attr:`landmarklib.explain.SanityCheck.correlations`.
+            ``SanityCheck.correlations`` (NaN, for an empty heatmap, is shown as such).
 
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'A sanity check'.
     """
@@ -392,6 +388,8 @@ def randomization_comparison(images: torch.Tensor, heatmaps: Mapping[str, torch.
             axes[i, column].imshow(overlay(picture, maps[i]))
             rho = (correlations or {}).get(title)
             label = title if rho is None else f"{title}\nrank corr. {float(rho[i]):.2f}"
+            if rho is not None and math.isnan(float(rho[i])):  # nothing speaks for the class
+                label = f"{title}\nempty heatmap"
             axes[i, column].set_title(label, fontsize=8)
     axes[0, 0].set_title("photo", fontsize=8)
     fig.tight_layout()
