@@ -186,7 +186,7 @@ def _keep_maps_and_gradients(record: dict):
         activations = output.detach().requires_grad_(True)
         activations.register_hook(lambda grad: record.__setitem__("gradients", grad))
         record["activations"] = activations
-        return activations
+        return activations.clone()  # an in-place operation after the layer must not change A
     return hook
 
 
