@@ -280,7 +280,7 @@ def filter_grid(filters: Mapping[str, torch.Tensor], columns: int = 16) -> Figur
             ``{"before training": f0, "after training": f1}``. Grey is a zero weight.
         columns: filters per row.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'What does the network look at?'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'The first layer's filters'.
     """
     blocks = list(filters.items())
     rows_per = [math.ceil(len(f) / columns) for _, f in blocks]
@@ -306,7 +306,7 @@ def feature_map_grid(maps: Sequence[tuple[str, torch.Tensor]], channels: int = 8
         maps: ``[(name, (C, h, w) float), ...]`` from :func:`landmarklib.explain.feature_maps`.
         channels: maps per row.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'What does the network look at?'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Feature maps'.
     """
     fig, axes = plt.subplots(len(maps), channels, squeeze=False,
                              figsize=(1.35 * channels, 1.45 * len(maps)))
@@ -335,7 +335,7 @@ def heatmap_grid(images: torch.Tensor, explanation, class_names: Sequence[str], 
         labels: the true classes, int ``(N,)``, to add "truth: ..." to each title.
         columns: photos per row (each takes two panels).
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Where does the evidence lie?'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Where does the evidence lie? Grad-CAM'.
     """
     from landmarklib.explain import overlay
 

@@ -66,7 +66,7 @@ def check_gradcam(cam, activations, gradients) -> None:
     Raises:
         ExerciseError: the maps are wrong; the message names the likely mistake.
 
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Grad-CAM by hand'.
+    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Where does the evidence lie? Grad-CAM'.
     """
     import torch
 
