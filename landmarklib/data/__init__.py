@@ -20,41 +20,41 @@ then ``data.make_loaders(...)``.
 
 from landmarklib.cache import CACHE_ENV, cache_dir
 from landmarklib.data.layout import (
-                                     SPLITS,
-                                     LayoutReport,
-                                     check_layout,
-                                     class_folders,
-                                     class_names,
-                                     image_sizes,
+    SPLITS,
+    LayoutReport,
+    check_layout,
+    class_folders,
+    class_names,
+    image_sizes,
 )
 from landmarklib.data.loaders import (
-                                     DecodedPhotos,
-                                     Loaders,
-                                     PhotoDataset,
-                                     collate_photos,
-                                     default_num_workers,
-                                     make_loaders,
+    DecodedPhotos,
+    Loaders,
+    PhotoDataset,
+    collate_photos,
+    default_num_workers,
+    make_loaders,
 )
 from landmarklib.data.locate import (
-                                     DATA_ENV,
-                                     DATASET_URL,
-                                     TINY_ENV,
-                                     data_root,
-                                     download_landmarks,
-                                     tiny_data_root,
-                                     tiny_mode,
+    DATA_ENV,
+    DATASET_URL,
+    TINY_ENV,
+    data_root,
+    download_landmarks,
+    tiny_data_root,
+    tiny_mode,
 )
 from landmarklib.data.resized import resized_copy
 from landmarklib.data.split import channel_stats, fingerprint, stratified_split
 from landmarklib.data.transforms import (
-                                     CenterCrop,
-                                     Downsize,
-                                     EvalTransform,
-                                     Mirror,
-                                     ToInput,
-                                     denormalize,
-                                     eval_transform,
-                                     train_transform,
+    CenterCrop,
+    Downsize,
+    EvalTransform,
+    Mirror,
+    ToInput,
+    denormalize,
+    eval_transform,
+    train_transform,
 )
 
 __all__ = [

@@ -8,9 +8,9 @@ not decode (with the reason), and test photos that are byte-identical to trainin
 leak the real dataset has). Only the photos that decode are handed on to training, so one bad
 file never stops a run.
 
-Decoding every photo takes a while the first time (on every core: timings in
-``benchmarks/README.md``); the verdicts are kept in ``<cache_dir()>/checked/``, keyed by each file's size and
-modification time, so later checks only decode new or changed photos.
+Decoding every photo takes a while the first time (on every core; timings in
+``benchmarks/README.md``). The verdicts are kept in ``<cache_dir()>/checked/``, keyed by each
+file's size and modification time, so later checks only decode new or changed photos.
 """
 
 from __future__ import annotations

@@ -12,27 +12,27 @@ Taught in notebooks/03_transfer_learning.ipynb.
 """
 
 from landmarklib.transfer.features import (
-                                           RandomView,
-                                           activation_loaders,
-                                           cached_features,
-                                           extract_features,
-                                           feature_loaders,
-                                           in_order,
-                                           run_in_batches,
-                                           trunk_activations,
+    RandomView,
+    activation_loaders,
+    cached_features,
+    extract_features,
+    feature_loaders,
+    in_order,
+    run_in_batches,
+    trunk_activations,
 )
 from landmarklib.transfer.models import (
-                                           SPLITTABLE,
-                                           FineTunedModel,
-                                           FineTunedTop,
-                                           TransferModel,
-                                           build_finetuned_model,
-                                           build_transfer_model,
-                                           classifier_head,
-                                           finetuned_model_from,
-                                           split_backbone,
-                                           transfer_model_from,
-                                           unfreeze_last,
+    SPLITTABLE,
+    FineTunedModel,
+    FineTunedTop,
+    TransferModel,
+    build_finetuned_model,
+    build_transfer_model,
+    classifier_head,
+    finetuned_model_from,
+    split_backbone,
+    transfer_model_from,
+    unfreeze_last,
 )
 
 __all__ = [
