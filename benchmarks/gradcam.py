@@ -68,15 +68,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from landmarklib import explain, models, transfer
+    from landmarklib.data import eval_transform
     from landmarklib.images import open_image
-    from landmarklib.inference import resize_crop_normalize
 
     photo = open_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     torch.manual_seed(0)
     lite0 = transfer.build_transfer_model(50, "efficientnet_lite0").eval()
-    image_224 = resize_crop_normalize(photo, 224, lite0.spec.mean, lite0.spec.std)[None]
+    image_224 = eval_transform(224, lite0.spec.mean, lite0.spec.std)(photo)[None]
     scratch = models.LandmarkCNN(n_classes=50).eval()
-    image_128 = resize_crop_normalize(photo, 128, (0.5,) * 3, (0.25,) * 3)[None]
+    image_128 = eval_transform(128, (0.5,) * 3, (0.25,) * 3)(photo)[None]
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"load average before: {os.getloadavg()[0]:.2f}")

@@ -12,10 +12,9 @@ from matplotlib import cbook
 from torch import nn
 
 from landmarklib import backbones, explain, models, transfer
-from landmarklib.data import tiny_data_root
+from landmarklib.data import eval_transform, tiny_data_root
 from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.images import open_image
-from landmarklib.inference import resize_crop_normalize
 
 LITE0 = backbones.BACKBONES["efficientnet_lite0"]
 
@@ -23,7 +22,7 @@ LITE0 = backbones.BACKBONES["efficientnet_lite0"]
 def photos(size: int, mean=LITE0.mean, std=LITE0.std, count: int = 4) -> torch.Tensor:
     """``count`` real photos of the tiny test split, one per class, normalised."""
     paths = sorted((tiny_data_root() / "test").glob("*/*.jpg"))[::3][:count]
-    return torch.stack([resize_crop_normalize(open_image(p), size, mean, std) for p in paths])
+    return torch.stack([eval_transform(size, mean, std)(open_image(p)) for p in paths])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def lite0_transfer() -> transfer.TransferModel:
 def hopper() -> torch.Tensor:
     """Matplotlib's photo of Grace Hopper as the ImageNet Lite0 sees it, (1, 3, 224, 224)."""
     photo = open_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    return resize_crop_normalize(photo, 224, LITE0.mean, LITE0.std)[None]
+    return eval_transform(224, LITE0.mean, LITE0.std)(photo)[None]
 
 
 @pytest.fixture(scope="module")
