@@ -1,21 +1,20 @@
-"""Latency of tagging one photo with the default transfer model (EfficientNet-Lite0 + head).
+"""How fast tagging is: a deployment file (.onnx) run by ONNX Runtime, against PyTorch.
 
-* cold: a new Python process imports landmarklib, loads the model file and classifies one
-  800-pixel photo, median of 3 runs: ``predict_landmarks`` from ``python -c``, and the command
-  line (``landmarklib predict photo.jpg``); for scale, ``import torch`` alone and
-  ``import landmarklib.inference`` (which imports neither torchvision nor timm);
-* warm: ``predict_landmarks`` on one 800-pixel photo with the model already loaded
-  (decode + resize + forward pass), median of 20 calls;
-* batch: photos per second through ``Predictor.probabilities`` in batches of 32 (decoding
-  excluded).
+Measures, for one model and the 800-pixel photos of ../shared/data/landmark_images_partial:
 
-    python benchmarks/predict_latency.py [--model FILE]
+* **cold**: a new process that tags one photo (``landmarklib predict photo.jpg``, and
+  ``predict_landmarks``), against ``python -c "import torch"`` on the same machine (median of
+  5 runs each, taken in turns so that both see the same load);
+* **warm**: one photo end to end with the model loaded (decode with JPEG draft mode, the one
+  preprocessing, the network), and the network alone, ONNX Runtime and PyTorch (median of 30);
+* **a folder**: photos per second through :func:`landmarklib.inference.classify_photos`
+  (decoding threads overlapping the network's batches) for a few thread settings, against
+  PyTorch on batches of already decoded photos.
 
-Without --model a model is trained on the tiny subset first (same network, 7 classes: the
-cost of a forward pass does not depend on the number of classes in any measurable way).
-Photos: the 800-pixel originals in ../shared/data/landmark_images_partial. The load average
-(processes wanting a core, over the last minute) is printed before and after: with 2 cores,
-anything above about 1 means other jobs slowed the measurement.
+    python benchmarks/predict_latency.py --model runs/transfer_model.onnx
+    python benchmarks/predict_latency.py            # trains a small model on the tiny subset
+
+Prints every number and the ratios from this one run.
 """
 
 from __future__ import annotations
@@ -34,54 +33,29 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model file (default: train one on the tiny subset)")
+    parser.add_argument("--model", type=Path,
+                        help="deployment file (.onnx) with its training file (.pt) beside it "
+                             "(default: train one on the tiny subset)")
+    parser.add_argument("--copies", type=int, default=4,
+                        help="copies of the 130 photos in the folder test (default 4: 520)")
     args = parser.parse_args()
+    model = args.model or _tiny_model()
+    photos = sorted((SHARED / "landmark_images_partial").rglob("*.jpg"))
+    print(f"model {model}; {len(photos)} photos of ~800 px; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    cold = cold_start(model, photos[0])
+    warm = warm_photo(model, photos[0])
+    folder = folder_rate(model, photos * args.copies)
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+    print(f"RATIOS: cold CLI / import torch = {cold['cli'] / cold['torch']:.2f}; "
+          f"PyTorch / ONNX Runtime, network alone = {warm['torch_ms'] / warm['onnx_ms']:.1f}x; "
+          f"folder, best / PyTorch batches = {folder['best'] / folder['torch']:.1f}x")
 
-    from landmarklib import inference
-    from landmarklib.images import open_image
 
-    if args.model:
-        model = Path(args.model)
-    else:
-        from landmarklib import recipes
+def _tiny_model() -> Path:
+    from landmarklib import recipes
 
-        model = recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt")
-    photos = sorted((SHARED / "landmark_images_partial" / "test").rglob("*.jpg"))
-    photo = photos[0]
-    print(f"photo {photo.name}: {open_image(photo).size[0]}x{open_image(photo).size[1]} px")
-
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
-    commands = {
-        "import torch": "import torch",
-        "import landmarklib.inference": "import landmarklib.inference",
-        "cold, predict_landmarks (new process: import, load model, 1 photo)": (
-            "from landmarklib.inference import predict_landmarks; "
-            f"predict_landmarks({str(photo)!r}, k=5, model={str(model)!r})"),
-        "cold, landmarklib predict photo.jpg": (
-            "import sys; from landmarklib.cli import main; "
-            f"sys.exit(main(['predict', {str(photo)!r}, '--model', {str(model)!r}]))"),
-    }
-    for label, code in commands.items():
-        print(f"{label}: {statistics.median(_seconds(code) for _ in range(3)):.2f} s")
-
-    inference.predict_landmarks(photo, k=5, model=model)  # load once
-    warm = []
-    for _ in range(20):
-        start = time.perf_counter()
-        inference.predict_landmarks(photo, k=5, model=model)
-        warm.append(time.perf_counter() - start)
-    print(f"warm (1 photo of 800 px, model loaded): {1000 * statistics.median(warm):.0f} ms")
-
-    predictor = inference.get_predictor(model)
-    images = [open_image(p, short_side=predictor.saved.input_size) for p in photos[:32]]
-    images = (images * (32 // len(images) + 1))[:32]
-    predictor.probabilities(images)
-    start = time.perf_counter()
-    for _ in range(3):
-        predictor.probabilities(images)
-    rate = 3 * 32 / (time.perf_counter() - start)
-    print(f"batch of 32 (decoded photos): {rate:.0f} photos/s")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt")
 
 
 def _seconds(code: str) -> float:
@@ -89,6 +63,86 @@ def _seconds(code: str) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def cold_start(model: Path, photo: Path) -> dict:
+    commands = {
+        "torch": "import torch",
+        "onnxruntime": "import onnxruntime, numpy, PIL",
+        "cli": ("import sys; from landmarklib.cli import main; "
+                f"sys.exit(main(['predict', {str(photo)!r}, '--model', {str(model)!r}]))"),
+        "predict_landmarks": ("from landmarklib.inference import predict_landmarks; "
+                              f"predict_landmarks({str(photo)!r}, k=5, model={str(model)!r})"),
+    }
+    times = {name: [] for name in commands}
+    for _ in range(5):  # in turns: every command sees the same moments of load
+        for name, code in commands.items():
+            times[name].append(_seconds(code))
+    result = {name: statistics.median(values) for name, values in times.items()}
+    print("cold, new process (median of 5):")
+    for name, seconds in result.items():
+        print(f"  {name:18s} {seconds:6.2f} s  ({seconds / result['torch']:.2f} x import torch)")
+    return result
+
+
+def _median_ms(run, repeats: int = 30) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def warm_photo(model: Path, photo: Path) -> dict:
+    import torch
+
+    from landmarklib import export, inference
+    from landmarklib.images import open_image
+
+    predictor = inference.get_predictor(model)
+    end_to_end = _median_ms(lambda: predictor.top_k(photo, 5))
+    decode = _median_ms(lambda: open_image(photo, short_side=predictor.input_size))
+    image = open_image(photo, short_side=predictor.input_size)
+    prepare = _median_ms(lambda: predictor.inputs([image]))
+    x = predictor.inputs([image])
+    onnx_ms = _median_ms(lambda: predictor.session.run(None, {"images": x}))
+    saved = export.load_model(model.with_suffix(".pt"))
+    with torch.inference_mode():
+        torch_ms = _median_ms(lambda: saved.model(torch.from_numpy(x)))
+    print(f"warm, one photo ({image.size[0]}x{image.size[1]} after draft decoding), median of 30:"
+          f"\n  end to end {end_to_end:.1f} ms = decode {decode:.1f} + preprocess {prepare:.1f} "
+          f"+ network {onnx_ms:.1f} (ONNX Runtime; PyTorch {torch_ms:.1f} ms)")
+    return {"end_to_end_ms": end_to_end, "onnx_ms": onnx_ms, "torch_ms": torch_ms}
+
+
+def folder_rate(model: Path, paths: list[Path]) -> dict:
+    import torch
+
+    from landmarklib import export, inference
+    from landmarklib.images import open_image
+
+    print(f"a folder of {len(paths)} photos, end to end (decode + network):")
+    rates = {}
+    for threads, workers, batch in ((None, 2, 16), (2, 1, 16), (1, 1, 16), (2, 2, 32),
+                                    (1, 2, 16)):
+        predictor = inference.Predictor(model, threads=threads)
+        start = time.perf_counter()
+        done = sum(1 for _ in inference.classify_photos(paths, predictor, batch, workers))
+        rate = done / (time.perf_counter() - start)
+        rates[(threads, workers, batch)] = rate
+        print(f"  onnxruntime threads {threads or 'default':>7}, decoding threads {workers}, "
+              f"batch {batch:2d}: {rate:6.1f} photos/s")
+    saved = export.load_model(model.with_suffix(".pt"))
+    predictor = inference.get_predictor(model)
+    images = [open_image(p, short_side=predictor.input_size) for p in paths[:64]]
+    x = torch.from_numpy(predictor.inputs(images))
+    with torch.inference_mode():
+        seconds = _median_ms(lambda: saved.model(x), repeats=3) / 1000
+    torch_rate = len(images) / seconds
+    print(f"  PyTorch, network alone on batches of 64 decoded photos: {torch_rate:.1f} photos/s")
+    return {"best": max(rates.values()), "torch": torch_rate}
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ class LandmarkApp:
         for item in value:
             try:
                 image = image_from_bytes(bytes(item["content"]), name=item["name"],
-                                         short_side=self.predictor.saved.input_size)
+                                         short_side=self.predictor.input_size)
             except ImageError as error:
                 image = error
             self._photos.append((item["name"], image))

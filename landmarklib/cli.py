@@ -4,6 +4,7 @@
     landmarklib check [--data DIR]               # layout report
     landmarklib train transfer [--data DIR] [--members 2] [--out FILE]
     landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
+    landmarklib export MODEL.pt...               # the deployment file (.onnx) tagging uses
     landmarklib evaluate [--model FILE] [--data DIR]
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE]
     landmarklib make-student OUT_DIR [--notebooks DIR]   # student versions of the notebooks
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--data", help=DATA_HELP)
     check.set_defaults(run=_check)
     _add_train(commands)
+    export = commands.add_parser(
+        "export", help="write the deployment file (.onnx) of training files (.pt)")
+    export.add_argument("models", nargs="+", metavar="MODEL.pt")
+    export.set_defaults(run=_export)
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the test split")
     evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--data", help=DATA_HELP)
@@ -164,32 +169,30 @@ def _train(args) -> int:
         result = recipes.train_transfer(args.data, args.out, recipe)
         print(f"Frozen backbone and head: {result.frozen}")
     print(result.test)
-    print(f"Saved {result.model_path} ({result.seconds:.0f} s, trained in {result.precision})")
+    print(f"Saved {result.model_path} and {result.deployment_path} ({result.seconds:.0f} s, "
+          f"trained in {result.precision})")
     return 0
 
 
 def _evaluate(args) -> int:
-    from landmarklib import data, evaluation
-    from landmarklib.inference import get_predictor
+    from landmarklib.data import check_layout, data_root
+    from landmarklib.inference import evaluate_deployment, get_predictor
 
     predictor = get_predictor(args.model)
-    saved = predictor.saved
-    loaders = data.make_loaders(args.data, size=saved.input_size, mean=saved.mean,
-                                std=saved.std, augment=False, in_memory=False)
-    if loaders.classes != saved.class_folders:
+    report = check_layout(data_root(args.data), warn=False, progress=True)
+    if report.problems:
+        raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
+    if report.classes != predictor.class_folders:
         raise ValueError(
-            f"the model knows {len(saved.class_folders)} classes but the dataset in "
-            f"{loaders.report.root} has {len(loaders.classes)} different ones"
-        )
-    result = evaluation.evaluate_model(predictor.model, loaders.test, loaders.class_names,
-                                       device=predictor.device)
+            f"the model knows {len(predictor.class_folders)} classes but the dataset in "
+            f"{report.root} has {len(report.classes)} different ones")
+    result = evaluate_deployment(report.files["test"], args.model)
     print(json.dumps(result.to_dict(), indent=1) if args.json else result)
     return 0
 
 
 def _predict(args) -> int:
-    from landmarklib.images import open_image
-    from landmarklib.inference import check_k, get_predictor
+    from landmarklib.inference import check_k, classify_photos, get_predictor, ranked
     from landmarklib.places import place_for
 
     predictor = get_predictor(args.model)
@@ -199,23 +202,30 @@ def _predict(args) -> int:
         if Path(name).is_dir() and next(find_photos([name]), None) is None:
             failures += 1
             print(f"landmarklib predict: {name}: no photos in this folder", file=sys.stderr)
-    for path in find_photos(args.paths):
-        try:
-            image = open_image(path, short_side=predictor.saved.input_size)
-            top = predictor.top_k(image, args.k)
-        except ImageError as error:
+    for answer in classify_photos(find_photos(args.paths), predictor):
+        if answer.error is not None:
             failures += 1
-            print(f"landmarklib predict: {error}", file=sys.stderr)
-            answers.append({"file": str(path), "error": error.reason})
+            print(f"landmarklib predict: {answer.error}", file=sys.stderr)
+            answers.append({"file": str(answer.path), "error": answer.error.reason})
             continue
-        answers.append({"file": str(path), "predictions": [
+        top = ranked(answer.probabilities, predictor.class_names, args.k)
+        answers.append({"file": str(answer.path), "predictions": [
             {"name": name, "probability": round(p, 4), **_place(place_for(name))}
             for name, p in top]})
         if not args.json:
-            print(f"{path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top))
+            print(f"{answer.path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top))
     if args.json:
         print(json.dumps(answers, indent=1, ensure_ascii=False))
     return 1 if failures else 0
+
+
+def _export(args) -> int:
+    from landmarklib.export import export_onnx
+
+    for model in args.models:
+        out = export_onnx(model)
+        print(f"{out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def _make_student(args) -> int:

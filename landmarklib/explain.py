@@ -153,11 +153,11 @@ def target_layer(model: nn.Module) -> nn.Module:
 
     * :class:`~landmarklib.models.LandmarkCNN`: ``features[-1]``, the last conv block after
       its ReLU, 256 maps of ``H/16 x W/16`` (8 x 8 at 128 px).
-    * EfficientNet-Lite0, timm's and :class:`~landmarklib.efficientnet_lite.EfficientNetLite0`
-      (same module names): ``bn2``, BatchNorm + ReLU6 after the 1x1 head convolution, 1280
-      maps of 7 x 7 at 224 px. torchvision ResNet: ``layer4``. EfficientNet-B0:
-      ``features[-1]`` (1280 x 7 x 7). VGG: ``features[-1]``, after the last max-pool (512 x 7
-      x 7, pytorch-grad-cam's choice; the paper took VGG-16's 14 x 14 map before it).
+    * EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``): ``bn2``, BatchNorm + ReLU6 after
+      the 1x1 head convolution, 1280 maps of 7 x 7 at 224 px. torchvision ResNet: ``layer4``.
+      EfficientNet-B0: ``features[-1]`` (1280 x 7 x 7). VGG: ``features[-1]``, after the last
+      max-pool (512 x 7 x 7, pytorch-grad-cam's choice; the paper took VGG-16's 14 x 14 map
+      before it).
     * :class:`~landmarklib.transfer.TransferModel`: its backbone's. A member of a fine-tuned
       model (:class:`~landmarklib.transfer.FineTunedTop`): the last part of its top before the
       pooling (Lite0: ``bn2``). ``TypeError`` for a whole

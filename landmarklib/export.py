@@ -1,7 +1,9 @@
-"""Save a trained model as one file that inference needs nothing else to use.
+"""Two files for every trained model: the training file (``.pt``) and the deployment file
+(``.onnx``).
 
-The file is a ``torch.save`` of a plain dictionary (loadable with ``weights_only=True``, so
-opening a file from someone else runs no code):
+**The training file** (:func:`save_model`, :func:`load_model`) is what training resumes or
+fine-tunes from: a ``torch.save`` of a plain dictionary (loadable with ``weights_only=True``,
+so opening a file from someone else runs no code):
 
 * ``format``: ``"landmarklib-model/1"``;
 * ``architecture``: how to rebuild the network, e.g. ``{"kind": "scratch", "widths": [...],
@@ -15,16 +17,22 @@ opening a file from someone else runs no code):
 
 A transfer model is rebuilt with random weights before the file's are loaded (the file holds
 the backbone's weights too), so loading never downloads anything. :func:`rebuild_network` is the
-one place that turns an ``architecture`` record back into a network. For the default backbone,
-EfficientNet-Lite0, it uses :mod:`landmarklib.efficientnet_lite`, which imports only torch:
-importing this module, and loading such a file, needs neither timm nor torchvision (their
-import takes longer than the rest of tagging one photo from a new process).
-The other backbones come from :mod:`landmarklib.backbones`, imported when first needed.
+one place that turns an ``architecture`` record back into a network.
+
+**The deployment file** (:func:`export_onnx`; ``landmarklib export MODEL.pt``) is what tagging
+uses: the network as an ONNX graph (the Open Neural Network Exchange format, run by ONNX
+Runtime on a CPU or a GPU without PyTorch, :mod:`landmarklib.inference`). It maps float32
+photos ``images`` ``(N, 3, S, S)`` to ``log_probs`` ``(N, C)`` and ``embeddings`` ``(N, F)``
+(L2-normalised; see each model's ``classify_and_embed``), for any batch size ``N``. Its metadata
+(ONNX ``metadata_props``, values in JSON) carry what inference needs: :data:`ONNX_FORMAT`,
+class folders and display names, input size, mean, std, resize ratio and rule, the precision
+the model was trained in, its test metrics, and when it was made.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -34,12 +42,19 @@ import torch
 from torch import nn
 
 from landmarklib import transfer
-from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.files import atomic_path
 from landmarklib.models import LandmarkCNN
 from landmarklib.places import display_name
 
 FORMAT = "landmarklib-model/1"
+
+#: The ``format`` in a deployment file's metadata.
+ONNX_FORMAT = "landmarklib-onnx/1"
+
+#: How photos are resized before the network (see :mod:`landmarklib.preprocessing`), recorded
+#: in deployment files.
+RESIZE_RULE = ("short side to round(input_size * resize_ratio) pixels (bilinear, antialiased), "
+               "central input_size x input_size crop")
 
 
 @dataclass
@@ -147,11 +162,9 @@ def rebuild_network(architecture: dict, n_classes: int) -> nn.Module:
     Returns:
         A :class:`~landmarklib.models.LandmarkCNN`, a
         :class:`~landmarklib.transfer.TransferModel` or a
-        :class:`~landmarklib.transfer.FineTunedModel` (for Lite0 without ``spec``: the
-        input size and normalisation are in the :class:`SavedModel`). The default backbone is
-        :class:`~landmarklib.efficientnet_lite.EfficientNetLite0`, built without timm or
-        torchvision; any other is built by :func:`landmarklib.backbones.create_backbone`
-        with ``pretrained=False`` (imports timm and torchvision; downloads nothing).
+        :class:`~landmarklib.transfer.FineTunedModel`; backbones are built by
+        :func:`landmarklib.backbones.create_backbone` with ``pretrained=False`` (nothing is
+        downloaded).
 
     Raises:
         KeyError: no ``"kind"``.
@@ -164,13 +177,10 @@ def rebuild_network(architecture: dict, n_classes: int) -> nn.Module:
         return LandmarkCNN(n_classes=n_classes, **architecture)
     if kind not in ("transfer", "finetuned"):
         raise ValueError(f"unknown architecture {kind!r}")
-    backbone = architecture.pop("backbone", "efficientnet_lite0")
-    if backbone == "efficientnet_lite0":
-        features, spec = EfficientNetLite0(), None
-    else:
-        from landmarklib.backbones import create_backbone  # imports timm and torchvision
+    from landmarklib.backbones import create_backbone  # imports timm and torchvision
 
-        features, spec = create_backbone(backbone, pretrained=False)
+    backbone = architecture.pop("backbone", "efficientnet_lite0")
+    features, spec = create_backbone(backbone, pretrained=False)
     if kind == "transfer":
         return transfer.transfer_model_from(features, n_classes, backbone, spec=spec,
                                             **architecture)
@@ -190,12 +200,16 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a landmarklib model file, is damaged, or holds code
-            (refused: it is read with ``weights_only=True``).
+        ValueError: the file is a deployment file (``.onnx``), is not a landmarklib model
+            file, is damaged, or holds code (refused: it is read with ``weights_only=True``).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is a deployment file (ONNX), for tagging; this needs the "
+                         f"training file (.pt) it was exported from, e.g. "
+                         f"{path.with_suffix('.pt').name}")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - pickle, zip and torch errors all mean "unusable"
@@ -226,3 +240,68 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
         metrics=dict(record.get("metrics", {})),
         path=path,
     )
+
+
+# ------------------------------------------------------------------ the deployment file
+
+
+class _Deployable(nn.Module):
+    """A model with the deployment file's two outputs: ``(log_probs, embeddings)``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.classify_and_embed(images)
+
+
+def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write the deployment file of a training file: the network as ONNX, with its metadata.
+
+    Uses the exporter PyTorch recommends (``torch.onnx.export(..., dynamo=True)``, which
+    traces the network with ``torch.export`` and writes it with onnxscript), with a dynamic
+    batch dimension, the graph optimised, and the weights inside the one file. Written
+    atomically. The network is exported in float32, the precision predictions run in
+    (whatever precision it was trained in, which the metadata records).
+
+    Args:
+        model_file: a training file written by :func:`save_model`.
+        out: the ``.onnx`` file to write (default: ``model_file`` with the suffix ``.onnx``).
+
+    Returns:
+        The deployment file written.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`load_model`.
+
+    Taught in notebooks/04_inference_and_app.ipynb, 'Deploying the model'.
+    """
+    saved = load_model(model_file)
+    out = Path(out) if out is not None else Path(model_file).with_suffix(".onnx")
+    example = torch.zeros(2, 3, saved.input_size, saved.input_size)
+    program = torch.onnx.export(
+        _Deployable(saved.model).eval(), (example,), dynamo=True, input_names=["images"],
+        output_names=["log_probs", "embeddings"], optimize=True, verbose=False,
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    program.model.producer_name = "landmarklib"
+    program.model.doc_string = ("Landmark classifier: images (N, 3, S, S) float32 -> log_probs "
+                                "(N, C), embeddings (N, F) L2-normalised")
+    program.model.metadata_props.update(
+        {key: json.dumps(value, ensure_ascii=False)
+         for key, value in deployment_metadata(saved).items()})
+    with atomic_path(out) as tmp:
+        program.save(tmp, external_data=False)
+    return out
+
+
+def deployment_metadata(saved: SavedModel) -> dict:
+    """What a deployment file records about its model (see the module's documentation)."""
+    return {
+        "format": ONNX_FORMAT, "class_folders": saved.class_folders,
+        "class_names": saved.class_names, "input_size": saved.input_size,
+        "mean": list(saved.mean), "std": list(saved.std), "resize_ratio": saved.resize_ratio,
+        "resize": RESIZE_RULE, "precision": saved.precision, "metrics": saved.metrics,
+        "source": saved.path.name if saved.path else None,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -92,6 +92,48 @@ def find_photos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
                 yield path
 
 
+def open_images(
+    paths: Iterable[str | os.PathLike], short_side: int | None = None, workers: int = 2,
+    ahead: int = 64,
+) -> Iterator[tuple[Path, Image.Image | ImageError]]:
+    """Open many photos with :func:`open_image` in background threads, in the order given.
+
+    PIL releases Python's global lock while it decodes, so the threads decode in parallel
+    with each other and with whatever the caller does with the photos already opened (run a
+    network, say). At most ``ahead`` photos are in flight or waiting, so memory stays flat
+    however many paths there are (``paths`` may be a generator, e.g. :func:`find_photos`).
+
+    Args:
+        paths: photo files.
+        short_side, workers, ahead: the hint of :func:`open_image`; decoding threads; how many
+            photos may be decoded ahead of the caller.
+
+    Yields:
+        ``(path, image)``, or ``(path, error)`` for a photo that cannot be used: an
+        :class:`ImageError` that names the file, never raised, so one bad photo never stops
+        the others.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(path: Path) -> Image.Image | ImageError:
+        try:
+            return open_image(path, short_side)
+        except ImageError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for path in map(Path, paths):
+            pending.append((path, pool.submit(load, path)))
+            if len(pending) >= ahead:
+                done_path, future = pending.popleft()
+                yield done_path, future.result()
+        while pending:
+            done_path, future = pending.popleft()
+            yield done_path, future.result()
+
+
 def open_image(path: str | os.PathLike, short_side: int | None = None) -> Image.Image:
     """Open a photo file as an upright 8-bit RGB image.
 

@@ -1,39 +1,42 @@
 """Tag a photo: which landmarks is it most likely to show, and where was it taken?
 
 :func:`predict_landmarks` keeps the original project's contract: a photo's path in, the ``k``
-most likely landmark names out, most likely first. Unlike the original, the model file is read
-once and kept (:func:`get_predictor`), not reloaded for every photo.
+most likely landmark names out, most likely first. The model is a deployment file (``.onnx``,
+written by :func:`landmarklib.export.export_onnx`), read once and kept
+(:func:`get_predictor`), and run by ONNX Runtime: on a GPU with CUDA where onnxruntime can use
+one, else on the CPU.
 
-Which model file is used, in this order: the ``model`` argument; ``$LANDMARKLIB_MODEL``;
-:func:`default_model_path` (where notebook 03 and ``landmarklib train`` save).
+Which file, in this order: the ``model`` argument; ``$LANDMARKLIB_MODEL``;
+:func:`landmarklib.cache.default_deployment_path` (where notebook 03 and ``landmarklib train``
+save).
 
 Photos go through the project's one evaluation preprocessing
 (:func:`landmarklib.preprocessing.preprocess`, PIL and NumPy), the same that measured the
-model's accuracy during training. This module imports neither torchvision nor timm (nor
-:mod:`landmarklib.data`): a Lite0 model is rebuilt without timm
-(:func:`landmarklib.export.rebuild_network`).
+model's accuracy during training. Nothing here imports torch: tagging a photo from a new
+process costs the import of onnxruntime, NumPy and PIL, not PyTorch's.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from landmarklib.cache import default_model_path
-from landmarklib.export import SavedModel, load_model
-from landmarklib.images import open_image
+from landmarklib.cache import default_deployment_path
+from landmarklib.images import open_image, open_images
 from landmarklib.places import Place, place_for
 from landmarklib.preprocessing import preprocess
 
 MODEL_ENV = "LANDMARKLIB_MODEL"
+
+#: The ``format`` a deployment file's metadata must have (:data:`landmarklib.export.ONNX_FORMAT`).
+DEPLOYMENT_FORMAT = "landmarklib-onnx/1"
 
 #: Below this top-1 probability, :func:`suggest_locations` says it is not sure the photo shows
 #: a known landmark. In the Google Landmark Recognition challenges a confident wrong answer
@@ -42,25 +45,30 @@ DEFAULT_THRESHOLD = 0.35
 
 
 def model_path(model: str | os.PathLike | None = None) -> Path:
-    """Resolve which model file to use (argument > ``$LANDMARKLIB_MODEL`` > default).
+    """Resolve which deployment file to use (argument > ``$LANDMARKLIB_MODEL`` > default).
 
     Raises:
         FileNotFoundError: the file does not exist; the message says how to make one.
+        ValueError: a training file (``.pt``) was given: the message says how to export it.
     """
     if model is not None:
         path = Path(model).expanduser()
     elif os.environ.get(MODEL_ENV):
         path = Path(os.environ[MODEL_ENV]).expanduser()
     else:
-        path = default_model_path()
+        path = default_deployment_path()
     if path.is_dir():
         raise FileNotFoundError(f"{path} is a folder; give the model file inside it")
     if not path.is_file():
         raise FileNotFoundError(
             f"No trained model at {path}. Make one by running "
             "notebooks/03_transfer_learning.ipynb or `landmarklib train`, or point "
-            f"${MODEL_ENV} (or the model argument) at a model file."
-        )
+            f"${MODEL_ENV} (or the model argument) at a deployment file (.onnx).")
+    if path.suffix.lower() in (".pt", ".pth"):
+        raise ValueError(
+            f"{path} is a training file (PyTorch); tagging uses its deployment file. Make it "
+            f"with `landmarklib export {path}` (it writes {path.with_suffix('.onnx').name}) and "
+            "give that file instead.")
     return path
 
 
@@ -68,40 +76,80 @@ def model_path(model: str | os.PathLike | None = None) -> Path:
 
 
 class Predictor:
-    """A model file loaded once, ready to classify photos.
+    """A deployment file loaded once into an ONNX Runtime session, ready to classify photos.
 
     Args:
-        saved: a model loaded by :func:`landmarklib.export.load_model`.
-        device: where it runs.
+        path: a ``.onnx`` file written by :func:`landmarklib.export.export_onnx`.
+        threads: CPU threads for one photo's network (``None``: onnxruntime's default, one
+            per core).
 
     Attributes:
-        class_names: display names in class-id order.
+        class_names, class_folders: display and folder names in class-id order.
+        input_size, mean, std, resize_ratio: the preprocessing the model was trained with.
+        precision, metrics: what it was trained in, and its measured test numbers.
+        providers: the execution providers the session uses, e.g. ``["CPUExecutionProvider"]``.
+
+    Raises:
+        ValueError: the file is not a readable ONNX model, or lacks landmarklib's metadata
+            (the message says how to make a proper one).
     """
 
-    def __init__(self, saved: SavedModel, device: torch.device | str = "cpu"):
-        self.saved = saved
-        self.device = torch.device(device)
-        self.model = saved.model.to(self.device).eval()
-        self.model.to(memory_format=torch.channels_last)
-        self.class_names = saved.class_names
-        #: PIL image -> float32 ``(3, input_size, input_size)`` array, the network's input.
-        self.transform = functools.partial(preprocess, size=saved.input_size, mean=saved.mean,
-                                           std=saved.std, resize_ratio=saved.resize_ratio)
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
 
-    @torch.inference_mode()
-    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Class probabilities for RGB photos.
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in available]
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ValueError(f"{self.path}: not a readable ONNX model file "
+                             f"({str(error).splitlines()[0][:200]})") from None
+        self.providers = self.session.get_providers()
+        self._read_metadata(self.session.get_modelmeta().custom_metadata_map)
+
+    def _read_metadata(self, raw: dict[str, str]) -> None:
+        try:
+            meta = {key: json.loads(value) for key, value in raw.items()}
+            if meta.get("format") != DEPLOYMENT_FORMAT:
+                raise KeyError("format")
+            self.class_names, self.class_folders = meta["class_names"], meta["class_folders"]
+            self.input_size, self.resize_ratio = int(meta["input_size"]), meta["resize_ratio"]
+            self.mean, self.std = tuple(meta["mean"]), tuple(meta["std"])
+            self.precision, self.metrics = meta.get("precision"), meta.get("metrics", {})
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{self.path}: an ONNX file without landmarklib's metadata ({DEPLOYMENT_FORMAT}):"
+                " make deployment files with `landmarklib export MODEL.pt` (or "
+                "landmarklib.export.export_onnx), which records the classes and the "
+                "preprocessing the model needs.") from None
+
+    def inputs(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Photos as the network's input: float32 ``(N, 3, S, S)``
+        (:func:`landmarklib.preprocessing.preprocess`)."""
+        return np.stack([preprocess(image, self.input_size, self.mean, self.std,
+                                    self.resize_ratio) for image in images])
+
+    def run(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and embeddings of RGB photos.
 
         Returns:
-            float32 ``(N, C)``, each row summing to 1, on the CPU.
+            ``(probabilities, embeddings)``: float32 ``(N, C)``, each row summing to 1, and
+            float32 ``(N, F)``, each row of unit length.
         """
-        batch = torch.from_numpy(np.stack([self.transform(image) for image in images]))
-        batch = batch.to(self.device)
-        log_probs = self.model(batch.contiguous(memory_format=torch.channels_last))
-        return log_probs.float().exp().cpu()
+        log_probs, embeddings = self.session.run(None, {"images": self.inputs(images)})
+        return np.exp(log_probs), embeddings
+
+    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Class probabilities of RGB photos: float32 ``(N, C)``, each row summing to 1."""
+        return self.run(images)[0]
 
     def top_k(self, image: Image.Image | str | os.PathLike, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most likely landmarks for one photo (a path or an RGB PIL image).
+        """The ``k`` most likely landmarks for one photo (a path or a PIL image).
 
         Returns:
             ``[(display name, probability), ...]``, most likely first.
@@ -111,12 +159,16 @@ class Predictor:
             landmarklib.images.ImageError: the file is missing or not a usable photo.
         """
         check_k(k, len(self.class_names))
-        k = operator.index(k)
         if not isinstance(image, Image.Image):
-            image = open_image(image, short_side=self.saved.input_size)
-        probs = self.probabilities([image])[0]
-        values, indices = probs.topk(k)
-        return [(self.class_names[i], float(p)) for p, i in zip(values, indices.tolist())]
+            image = open_image(image, short_side=self.input_size)
+        return ranked(self.probabilities([image])[0], self.class_names, k)
+
+
+def ranked(probabilities: np.ndarray, names: Sequence[str], k: int) -> list[tuple[str, float]]:
+    """The ``k`` largest of ``probabilities`` ``(C,)`` with their names, largest first
+    (ties in class-id order)."""
+    best = np.argsort(-probabilities, kind="stable")[:operator.index(k)]
+    return [(names[i], float(probabilities[i])) for i in best]
 
 
 def check_k(k: int, n_classes: int) -> None:
@@ -131,22 +183,108 @@ def check_k(k: int, n_classes: int) -> None:
                          f"landmarks the model knows), got {k!r}")
 
 
+@dataclass
+class Answer:
+    """What :func:`classify_photos` found for one photo.
+
+    Attributes:
+        path: the photo file.
+        probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed.
+        error: why the photo could not be used (an ImageError naming the file), or ``None``.
+    """
+
+    path: Path
+    probabilities: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    error: Exception | None = None
+
+
+def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
+                    workers: int = 2) -> Iterator[Answer]:
+    """Classify many photos, streaming: decoding (in background threads,
+    :func:`landmarklib.images.open_images`) overlaps the network, which runs on batches.
+
+    Memory stays flat however many photos there are; a photo that cannot be used gets an
+    :class:`Answer` with its error and never stops the others.
+
+    Args:
+        paths: photo files (a list, or a generator such as
+            :func:`landmarklib.images.find_photos`).
+        predictor: the model.
+        batch_size, workers: photos per network run; decoding threads.
+
+    Yields:
+        One :class:`Answer` per path, in the order given.
+    """
+    batch: list[tuple[Path, Image.Image | Exception]] = []
+    for item in open_images(paths, predictor.input_size, workers, ahead=4 * batch_size):
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield from _answer(batch, predictor)
+            batch = []
+    yield from _answer(batch, predictor)
+
+
+def _answer(batch, predictor: Predictor) -> list[Answer]:
+    photos = [image for _, image in batch if not isinstance(image, Exception)]
+    probabilities, embeddings = predictor.run(photos) if photos else ([], [])
+    answers, row = [], 0
+    for path, image in batch:
+        if isinstance(image, Exception):
+            answers.append(Answer(path, error=image))
+        else:
+            answers.append(Answer(path, probabilities[row], embeddings[row]))
+            row += 1
+    return answers
+
+
+def evaluate_deployment(samples: Sequence[tuple[Path, int]], model=None, split: str = "test"):
+    """Measure a deployment file on labelled photos, as users get it: every photo through
+    :func:`classify_photos` (ONNX Runtime, the one preprocessing).
+
+    Args:
+        samples: ``(path, class_id)`` pairs, class ids in the model's order (e.g.
+            ``check_layout(root).files["test"]``).
+        model: a deployment file (default: see :func:`model_path`).
+        split: what is measured, for printing.
+
+    Returns:
+        A :class:`landmarklib.evaluation.EvaluationResult` (imports torch, for torchmetrics).
+
+    Raises:
+        ValueError: a photo that does not decode (check the folder first).
+    """
+    import torch
+
+    from landmarklib.evaluation import summarize
+
+    predictor = get_predictor(model)
+    rows = []
+    for answer in classify_photos([path for path, _ in samples], predictor):
+        if answer.error is not None:
+            raise ValueError(str(answer.error))
+        rows.append(answer.probabilities)
+    log_probs = torch.from_numpy(np.log(np.maximum(np.stack(rows), 1e-30)))
+    labels = torch.tensor([label for _, label in samples])
+    return summarize(log_probs, labels, predictor.class_names, split)
+
+
 _PREDICTORS: dict[tuple[str, int], Predictor] = {}
 
 
-def get_predictor(model: str | os.PathLike | None = None, device=None) -> Predictor:
-    """The :class:`Predictor` for a model file, loaded on first use and then kept.
+def get_predictor(model: str | os.PathLike | None = None) -> Predictor:
+    """The :class:`Predictor` for a deployment file, loaded on first use and then kept.
 
-    The file is read again only if it changed on disk (a newly trained model). The device is
-    the GPU when there is one, else the CPU.
+    The file is read again only if it changed on disk (a newly trained model).
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`model_path` and :class:`Predictor`.
     """
     path = model_path(model).resolve()
     key = (str(path), path.stat().st_mtime_ns)
     if key not in _PREDICTORS:
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         _PREDICTORS.clear()
-        _PREDICTORS[key] = Predictor(load_model(path), device)
+        _PREDICTORS[key] = Predictor(path)
     return _PREDICTORS[key]
 
 
@@ -252,7 +390,7 @@ def suggest_locations(
     Taught in notebooks/04_inference_and_app.ipynb, 'Suggesting locations'.
     """
     predictor = get_predictor(model)
-    image = open_image(image_path, short_side=predictor.saved.input_size)
+    image = open_image(image_path, short_side=predictor.input_size)
     top = predictor.top_k(image, k)
     names = [n for n, _ in top]
     probabilities = [p for _, p in top]

@@ -143,12 +143,22 @@ class LandmarkCNN(nn.Module):
         Raises:
             ValueError: the images are smaller than ``self.min_size`` pixels.
         """
+        self._check_size(images)
+        return self.classifier(self.features(images))
+
+    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities ``(B, n_classes)`` and the photos' embeddings ``(B, widths[-1])``:
+        the pooled features the classifier reads, L2-normalised (unit length), so that the
+        dot product of two embeddings is their cosine similarity."""
+        self._check_size(images)
+        pooled = self.classifier[:2](self.features(images))
+        return self.classifier[2:](pooled), nn.functional.normalize(pooled, dim=1)
+
+    def _check_size(self, images: torch.Tensor) -> None:
         if min(images.shape[-2:]) < self.min_size:
             raise ValueError(
                 f"images of {tuple(images.shape[-2:])} pixels are too small for this network "
-                f"(at least {self.min_size} x {self.min_size})"
-            )
-        return self.classifier(self.features(images))
+                f"(at least {self.min_size} x {self.min_size})")
 
 
 def too_small_cnn(n_classes: int = 50, channels: int = 2) -> nn.Sequential:

@@ -38,11 +38,13 @@ __all__ = ["RunResult", "TransferRecipe", "train_scratch", "train_transfer", "tr
 
 @dataclass
 class RunResult:
-    """What a training run produced: the model file, its test result, the last
+    """What a training run produced: the training and deployment files
+    (:mod:`landmarklib.export`), the test result, the last
     :class:`~landmarklib.fitting.History`, wall-clock seconds, the resolved precision, and for
     transfer learning the frozen backbone's test result."""
 
     model_path: Path
+    deployment_path: Path
     test: evaluation.EvaluationResult
     history: History
     seconds: float
@@ -103,7 +105,8 @@ def train_scratch(
 
     Args:
         root: dataset folder (default :func:`landmarklib.data.data_root`).
-        out: model file to write (default ``scratch_model.pt`` beside the default model).
+        out: training file to write (default ``scratch_model.pt`` beside the default model);
+            its deployment file (``.onnx``) is written beside it.
         recipe: hyper-parameters (default :class:`~landmarklib.training.Recipe`).
         checkpoint: checkpoint file; an interrupted run started again resumes from it.
         progress: progress bars.
@@ -124,7 +127,8 @@ def train_scratch(
     out = Path(out) if out else default_model_path().with_name("scratch_model.pt")
     export.save_model(out, model, loaders.classes, recipe.size, loaders.mean, loaders.std,
                       metrics=_metrics(test, history, precision), precision=precision)
-    return RunResult(out, test, history, time.perf_counter() - start, precision)
+    return RunResult(out, export.export_onnx(out), test, history, time.perf_counter() - start,
+                     precision)
 
 
 def train_transfer(
@@ -145,8 +149,8 @@ def train_transfer(
        the model saved.
 
     Args:
-        root, out: dataset folder and model file (defaults: :func:`landmarklib.data.data_root`,
-            :func:`landmarklib.cache.default_model_path`).
+        root, out: dataset folder and training file (defaults: :func:`landmarklib.data.data_root`,
+            :func:`landmarklib.cache.default_model_path`); the deployment file goes beside it.
         recipe, progress: hyper-parameters (default :class:`TransferRecipe`); progress bars.
         pretrained: ImageNet weights for the backbone (``False``: random, for tests only).
 
@@ -184,7 +188,8 @@ def train_transfer(
     metrics = {**_metrics(test, history, precision), "frozen_test_accuracy": frozen_test.accuracy}
     export.save_model(out, model, loaders.classes, spec.input_size, spec.mean, spec.std,
                       metrics=metrics, precision=precision)
-    return RunResult(out, test, history, time.perf_counter() - start, precision, frozen_test)
+    return RunResult(out, export.export_onnx(out), test, history, time.perf_counter() - start,
+                     precision, frozen_test)
 
 
 def _check(recipe: TransferRecipe):
@@ -335,9 +340,12 @@ def quick_tiny_model(path: str | os.PathLike, progress: bool = False) -> Path:
     mode): it knows only the tiny subset's 7 landmarks. Trained in float32, so it is the same
     on every machine.
 
+    Args:
+        path: the training file to write (``.pt``); the deployment file goes beside it.
+
     Returns:
-        The model file written.
+        The deployment file written (``.onnx``), what tagging uses.
     """
     recipe = TransferRecipe(hidden=64, epochs=15, batch_size=16, members=0, mirrored=False,
                             precision="float32")
-    return train_transfer(data.tiny_data_root(), path, recipe, progress=progress).model_path
+    return train_transfer(data.tiny_data_root(), path, recipe, progress=progress).deployment_path

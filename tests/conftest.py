@@ -25,8 +25,17 @@ def tiny_copy(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_file(tmp_path_factory) -> Path:
-    """A real transfer model (frozen Lite0 + head) trained for a few seconds on the tiny data.
+def tiny_model_file(tiny_training_file) -> Path:
+    """The deployment file (.onnx) of :func:`tiny_training_file`: what tagging uses."""
+    from landmarklib import export
+
+    return export.export_onnx(tiny_training_file)
+
+
+@pytest.fixture(scope="session")
+def tiny_training_file(tmp_path_factory) -> Path:
+    """A real transfer model (frozen Lite0 + head) trained for a few seconds on the tiny data,
+    saved as a training file (.pt).
 
     It tells the tiny data's 7 landmarks apart well enough for tests of inference and the apps
     (its test accuracy is not a claim about anything)."""

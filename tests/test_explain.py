@@ -13,7 +13,6 @@ from torch import nn
 
 from landmarklib import backbones, explain, models, transfer
 from landmarklib.data import eval_transform, tiny_data_root
-from landmarklib.efficientnet_lite import EfficientNetLite0
 from landmarklib.images import open_image
 
 LITE0 = backbones.BACKBONES["efficientnet_lite0"]
@@ -118,17 +117,6 @@ def test_fine_tuned_ensemble_averages_its_members_heatmaps():
     assert np.abs(ours.heatmaps.numpy() - (mean - low) / (high - low)).max() < 1e-3
     probabilities = model(images).exp()[torch.arange(2), ours.classes]
     assert torch.allclose(ours.probabilities, probabilities.detach(), atol=1e-5)
-
-
-def test_plain_pytorch_lite0_gives_the_heatmaps_of_timms(lite0_transfer):
-    plain = EfficientNetLite0()
-    plain.load_state_dict(lite0_transfer.backbone.state_dict())
-    twin = transfer.transfer_model_from(plain, 7, "efficientnet_lite0", hidden=64)
-    twin.head.load_state_dict(lite0_transfer.head.state_dict())
-    assert explain.target_layer(twin) is plain.bn2
-    images = photos(224, count=2)
-    assert torch.allclose(explain.grad_cam(twin.eval(), images),
-                          explain.grad_cam(lite0_transfer, images), atol=1e-4)
 
 
 # ------------------------------------------------------------------ target layers

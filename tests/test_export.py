@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
-from landmarklib import data, export, inference, transfer
-from landmarklib.efficientnet_lite import EfficientNetLite0
+from landmarklib import data, export, transfer
 from landmarklib.images import open_image
 from landmarklib.models import LandmarkCNN
 
@@ -64,28 +66,8 @@ def test_scratch_model_file_round_trip(tmp_path):
         export.save_model(tmp_path / "x.pt", torch.nn.Linear(2, 2), folders, 64, (0,) * 3, (1,) * 3)
 
 
-def test_lean_model_gives_the_full_models_probabilities(tiny_model_file):
-    """The file rebuilt with efficientnet_lite.py and resized with torch alone, against the
-    same file in a TransferModel built by timm, fed by torchvision's eval_transform."""
-    record = torch.load(tiny_model_file, weights_only=True)
-    full = transfer.build_transfer_model(len(record["class_folders"]), pretrained=False,
-                                         **{k: v for k, v in record["architecture"].items()
-                                            if k != "kind"})
-    full.load_state_dict(record["state_dict"])
-    full.eval()
-    transform = data.eval_transform(record["input_size"], record["mean"], record["std"])
-
-    predictor = inference.Predictor(export.load_model(tiny_model_file))
-    assert isinstance(predictor.model, transfer.TransferModel)
-    assert isinstance(predictor.model.backbone, EfficientNetLite0)
-    images = [open_image(photo, short_side=224) for photo in PHOTOS[::4]]
-    with torch.inference_mode():
-        expected = full(torch.stack([transform(image) for image in images])).exp()
-    torch.testing.assert_close(predictor.probabilities(images), expected, atol=1e-4, rtol=0)
-
-
-def test_rebuilt_model_saves_again_and_trains_like_a_transfer_model(tiny_model_file, tmp_path):
-    saved = export.load_model(tiny_model_file)
+def test_rebuilt_model_saves_again_and_trains_like_a_transfer_model(tiny_training_file, tmp_path):
+    saved = export.load_model(tiny_training_file)
     model = saved.model
     assert not any(p.requires_grad for p in model.backbone.parameters())
     assert all(p.requires_grad for p in model.head.parameters())
@@ -120,11 +102,8 @@ def test_unknown_backbone_is_a_damaged_file(tmp_path):
         export.load_model(tmp_path / "nope.pt")
 
 
-def test_finetuned_model_file_round_trip_without_timm(tmp_path):
-    """Saved and loaded back: the same outputs, the trunk rebuilt from efficientnet_lite.py."""
-    from landmarklib import export
-    from landmarklib.efficientnet_lite import EfficientNetLite0
-
+def test_finetuned_model_file_round_trip(tmp_path):
+    """Saved and loaded back: the same outputs, trunk and members rebuilt from the record."""
     torch.manual_seed(0)
     model = transfer.build_finetuned_model(3, hidden=8, members=2, pretrained=False).eval()
     path = export.save_model(tmp_path / "f.pt", model, ["a", "b", "c"], 224, (0.5,) * 3,
@@ -132,8 +111,71 @@ def test_finetuned_model_file_round_trip_without_timm(tmp_path):
     loaded = export.load_model(path).model
     assert isinstance(loaded, transfer.FineTunedModel) and len(loaded.members) == 2
     assert isinstance(loaded.trunk[0], torch.nn.Conv2d)
-    assert not any(isinstance(m, EfficientNetLite0) for m in loaded.modules())  # parts only
     assert loaded.config == model.config
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x), atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------ the deployment file
+
+
+def _onnx_outputs(path, images: np.ndarray):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    return session.run(None, {"images": images}), meta
+
+
+@pytest.mark.parametrize("kind", ["scratch", "transfer", "finetuned", "resnet18"])
+def test_every_kind_of_model_exports_with_its_metadata(kind, tmp_path):
+    torch.manual_seed(0)
+    model, size = {
+        "scratch": lambda: (LandmarkCNN(3, widths=(8, 16)), 32),
+        "transfer": lambda: (transfer.build_transfer_model(3, hidden=8, pretrained=False), 64),
+        "finetuned": lambda: (transfer.build_finetuned_model(3, hidden=8, members=2,
+                                                             pretrained=False), 64),
+        "resnet18": lambda: (transfer.build_transfer_model(3, "resnet18", hidden=0,
+                                                           pretrained=False), 64),
+    }[kind]()
+    folders = ["00.A", "01.B", "02.C"]
+    pt = export.save_model(tmp_path / f"{kind}.pt", model.eval(), folders, size, (0.5,) * 3,
+                           (0.25,) * 3, metrics={"test_accuracy": 0.5}, precision="bfloat16")
+    path = export.export_onnx(pt)
+    assert path == pt.with_suffix(".onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pt.name, path.name])
+    images = np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
+    for batch in (images, images[:1]):  # any batch size
+        (log_probs, embeddings), meta = _onnx_outputs(path, batch)
+        with torch.inference_mode():
+            expected, expected_embeddings = model.classify_and_embed(torch.from_numpy(batch))
+        np.testing.assert_allclose(log_probs, expected.numpy(), atol=1e-4)
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(embeddings, expected_embeddings.numpy(), atol=1e-4)
+    assert meta["format"] == export.ONNX_FORMAT and meta["class_folders"] == folders
+    assert meta["class_names"] == ["A", "B", "C"] and meta["input_size"] == size
+    assert (meta["mean"], meta["std"], meta["resize_ratio"]) == ([0.5] * 3, [0.25] * 3, 1.0)
+    assert meta["precision"] == "bfloat16" and meta["metrics"] == {"test_accuracy": 0.5}
+    assert "crop" in meta["resize"] and meta["source"] == pt.name
+
+
+def test_onnx_and_pytorch_give_the_same_answers_on_every_tiny_test_photo(
+        tiny_training_file, tiny_model_file):
+    from landmarklib.inference import Predictor
+
+    saved, predictor = export.load_model(tiny_training_file), Predictor(tiny_model_file)
+    photos = [open_image(p, short_side=predictor.input_size) for p in PHOTOS]
+    x = predictor.inputs(photos)
+    with torch.inference_mode():
+        expected = saved.model(torch.from_numpy(x)).exp().numpy()
+    got = predictor.probabilities(photos)
+    assert got.shape == (21, 7) and np.abs(got - expected).max() <= 1e-4
+    for ours, theirs in zip(got, expected):
+        top2 = np.sort(theirs)[-2:]
+        assert ours.argmax() == theirs.argmax() or top2[1] - top2[0] <= 1e-4
+
+
+def test_a_deployment_file_is_not_a_training_file(tiny_model_file):
+    with pytest.raises(ValueError, match="deployment file.*training file"):
+        export.load_model(tiny_model_file)

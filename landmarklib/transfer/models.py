@@ -94,6 +94,12 @@ class TransferModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities ``(N, C)`` and the photos' embeddings ``(N, F)``: the backbone's
+        features, L2-normalised (a dot product of two embeddings is a cosine similarity)."""
+        features = self.backbone(images)
+        return self.head(features), nn.functional.normalize(features, dim=1)
+
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
         if not any(p.requires_grad for p in self.backbone.parameters()):
@@ -276,15 +282,30 @@ class FineTunedModel(nn.Module):
 
     def from_activations(self, activations: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``(N, C)`` from the trunk's activation maps ``(N, C', h, w)``."""
-        if len(self.members) == 1:
-            return self.members[0](activations)
-        log_probs = torch.stack([member(activations).float() for member in self.members])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        return _mean_probability([member(activations) for member in self.members])
+
+    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities ``(N, C)`` and the photos' embeddings ``(N, F)``: each member's
+        features (its top's output) L2-normalised, averaged over the members, and normalised
+        again (a dot product of two embeddings is then a cosine similarity)."""
+        activations = self.trunk(images)
+        features = [member.top(activations) for member in self.members]
+        log_probs = _mean_probability([m.head(f) for m, f in zip(self.members, features)])
+        unit = [nn.functional.normalize(f, dim=1) for f in features]
+        return log_probs, nn.functional.normalize(torch.stack(unit).mean(0), dim=1)
 
     def train(self, mode: bool = True) -> FineTunedModel:
         super().train(mode)
         self.trunk.eval()
         return self
+
+
+def _mean_probability(log_probs: list[torch.Tensor]) -> torch.Tensor:
+    """The log of the members' mean probability, from their log-probabilities ``(N, C)``."""
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return torch.logsumexp(torch.stack([lp.float() for lp in log_probs]), dim=0) - math.log(
+        len(log_probs))
 
 
 def build_finetuned_model(
