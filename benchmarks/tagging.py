@@ -11,7 +11,10 @@ write the sidecar) on a folder of 800-pixel JPEGs, and where the time goes.
   (``open_image(path, short_side=input_size)``, JPEG draft mode), the classifier (batches of
   16), checking for a sidecar, writing a sidecar.
 
-    python benchmarks/tagging.py [--model FILE] [--photos 100 400] [--batch-size 16]
+    python benchmarks/tagging.py [--model FILE] [--photos 100 400] [--batch-size 16] [--threads N]
+
+``--threads`` sets torch's threads (default: torch's choice, one per core); the photos are
+decoded by 2 threads meanwhile.
 
 Without --model a model is trained on the tiny subset first (``recipes.quick_tiny_model``: the
 default Lite0 backbone with a small head; the number of classes does not change the cost).
@@ -52,10 +55,15 @@ def memory_kib(field: str) -> int:
     return 0
 
 
-def run_one(model: str, count: int, batch_size: int) -> dict:
+def run_one(model: str, count: int, batch_size: int, threads: int | None) -> dict:
     """In a child process: tag a fresh folder of ``count`` photos; seconds and memory."""
+    import torch
+
     from landmarklib import inference, tagging
     from landmarklib.images import open_image
+
+    if threads:
+        torch.set_num_threads(threads)
 
     classifier = tagging.classifier_from_predictor(inference.get_predictor(model))
     warm = [open_image(p, short_side=classifier.input_size)
@@ -116,10 +124,11 @@ def main() -> None:
     parser.add_argument("--model", help="model file (default: train one on the tiny subset)")
     parser.add_argument("--photos", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.model, args.child, args.batch_size)))
+        print(json.dumps(run_one(args.model, args.child, args.batch_size, args.threads)))
         return
     if args.model:
         model = str(Path(args.model).resolve())
@@ -127,15 +136,21 @@ def main() -> None:
         from landmarklib import recipes
 
         model = str(recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt"))
-    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
+    print(f"cores: {os.cpu_count()}, torch threads: {args.threads or 'default'}, "
+          f"load average before: {os.getloadavg()[0]:.2f}")
     for count in args.photos:
-        output = subprocess.run([sys.executable, __file__, "--model", model, "--child",
-                                 str(count), "--batch-size", str(args.batch_size)],
-                                check=True, capture_output=True, text=True).stdout
+        command = [sys.executable, __file__, "--model", model, "--child", str(count),
+                   "--batch-size", str(args.batch_size)]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
         print(f"{count:5d} photos: {result['seconds']:6.1f} s, {result['photos_per_s']:5.1f} "
               f"photos/s; RSS after loading the model {result['rss_before_mib']:.0f} MiB, peak "
               f"growth during the run {result['peak_growth_mib']:.0f} MiB")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     steps = where_time_goes(model, args.batch_size)
     print(f"step by step, ms per photo (decoded at {steps.pop('decoded_size')} px):")
     for step, ms in steps.items():
