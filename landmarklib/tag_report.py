@@ -108,7 +108,7 @@ def map_markers(rows: Iterable[TagRow]) -> list[MapMarker]:
 
 def tag_map(rows: Iterable[TagRow], thumbnails: int = THUMBNAILS):
     """A folium map of the tagged photos: a marker per landmark (tooltip: name and count; popup:
-    name, count and thumbnails).
+    name, count and the thumbnails of the first ``thumbnails`` photos that can be read).
 
     Returns:
         A ``folium.Map``; in a notebook it shows itself, ``write_map`` saves it.
@@ -123,9 +123,13 @@ def tag_map(rows: Iterable[TagRow], thumbnails: int = THUMBNAILS):
         world = folium.Map([20, 0], zoom_start=2, control_scale=True)
     for marker in markers:
         count = f"{len(marker.files)} photo{'s' if len(marker.files) != 1 else ''}"
-        images = "".join(_thumbnail_html(file) for file in marker.files[:thumbnails])
+        images: list[str] = []
+        for file in marker.files:  # the first photos that can still be read
+            if len(images) == thumbnails:
+                break
+            images += filter(None, [_thumbnail_html(file)])
         popup = (f"<div class='landmark-popup'><b>{html.escape(marker.landmark)}</b><br>{count}"
-                 f"<br>{images}</div>")
+                 f"<br>{''.join(images)}</div>")
         folium.Marker([marker.latitude, marker.longitude],
                       tooltip=f"{marker.landmark}: {count}",
                       popup=folium.Popup(popup, max_width=4 * (THUMBNAIL_PX + 6))).add_to(world)
