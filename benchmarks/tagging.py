@@ -99,7 +99,7 @@ def where_time_goes(model: str, batch_size: int, count: int = 64) -> dict:
             result = step()
             return (time.perf_counter() - start) * 1000 / count, result
 
-        exif, _ = per_photo(lambda: [tagging._exif_has_gps(p) for p in photos])
+        exif, _ = per_photo(lambda: [tagging._exif_gps(p) for p in photos])
         decode, images = per_photo(
             lambda: [open_image(p, short_side=classifier.input_size) for p in photos])
         classifier.classify(images[:batch_size])  # warm-up

@@ -292,21 +292,35 @@ def _written_by_us(info: SidecarInfo) -> bool:
             and abs(info.longitude - place.longitude) < 1e-6)
 
 
-def _load(photo: Path, input_size: int) -> Image.Image | None:
-    """In a worker thread: ``None`` if the photo's EXIF holds GPS coordinates, else the photo
-    decoded (:func:`landmarklib.images.open_image`). Raises ImageError or OSError."""
-    return None if _exif_has_gps(photo) else open_image(photo, short_side=input_size)
+def _load(photo: Path, input_size: int) -> Image.Image | tuple[float | None, float | None]:
+    """In a worker thread: the photo decoded (:func:`landmarklib.images.open_image`), or, if its
+    EXIF holds GPS coordinates, ``(latitude, longitude)`` from there instead (``None`` for a
+    value that cannot be read). Raises ImageError or OSError."""
+    found = _exif_gps(photo)
+    return found if found is not None else open_image(photo, short_side=input_size)
 
 
-def _exif_has_gps(photo: Path) -> bool:
-    """Whether the photo's EXIF GPS directory holds a latitude and a longitude (PIL reads the
-    file's header only)."""
+def _exif_gps(photo: Path) -> tuple[float | None, float | None] | None:
+    """``(latitude, longitude)`` in degrees if the photo's EXIF GPS directory holds both (PIL
+    reads the file's header only), else ``None``."""
     try:
         with Image.open(photo) as image:
             gps = image.getexif().get_ifd(_GPS_IFD)
     except Exception:  # noqa: BLE001 - not readable: open_image will say what is wrong
-        return False
-    return _GPS_LATITUDE in gps and _GPS_LONGITUDE in gps
+        return None
+    if _GPS_LATITUDE not in gps or _GPS_LONGITUDE not in gps:
+        return None
+    return (_exif_degrees(gps[_GPS_LATITUDE], gps.get(_GPS_LATITUDE - 1)),
+            _exif_degrees(gps[_GPS_LONGITUDE], gps.get(_GPS_LONGITUDE - 1)))
+
+
+def _exif_degrees(value, reference) -> float | None:
+    """EXIF's (degrees, minutes, seconds) rationals and "N"/"S"/"E"/"W" as signed degrees."""
+    try:
+        degrees = float(value[0]) + float(value[1]) / 60 + float(value[2]) / 3600
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return None
+    return -degrees if str(reference).strip().upper() in ("S", "W") else degrees
 
 
 def _classify(batch: list[tuple[Path, Future]], classifier: Classifier, threshold: float,
@@ -322,8 +336,9 @@ def _classify(batch: list[tuple[Path, Future]], classifier: Classifier, threshol
         except OSError as error:  # e.g. permission denied
             finish(TagRow(str(photo), FAILED, reason=error.strerror or str(error)))
             continue
-        if image is None:
-            finish(TagRow(str(photo), HAS_LOCATION, reason="GPS coordinates in the photo's EXIF"))
+        if isinstance(image, tuple):
+            finish(TagRow(str(photo), HAS_LOCATION, latitude=image[0], longitude=image[1],
+                          reason="GPS coordinates in the photo's EXIF"))
         else:
             photos.append(photo)
             images.append(image)

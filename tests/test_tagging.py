@@ -157,6 +157,8 @@ def test_every_kind_of_photo_gets_its_status(library):
     assert "truncated" in reasons["truncated.jpg"]
     assert reasons["faces.png"] == "no known place for this landmark: keywords only"
     assert reasons["phone.jpg"] == "GPS coordinates in the photo's EXIF"
+    phone = next(row for row in summary.rows if row.file.endswith("phone.jpg"))
+    assert (phone.latitude, phone.longitude) == pytest.approx((48.8584, 2.2945), abs=1e-9)
     assert reasons["located.jpg"] == "location in located.xmp"
     assert str(summary).startswith("11 photos: 6 tagged, 1 not sure, 2 had a location")
 
@@ -226,6 +228,16 @@ def test_files_given_one_by_one(library, tmp_path):
     assert rows["notes.txt"].status == tagging.FAILED
     assert rows["missing.jpg"].status == tagging.FAILED and rows["missing.jpg"].reason == \
         "no such file"
+
+
+def test_exif_gps_south_and_west(tmp_path):
+    path = tmp_path / "sydney.jpg"
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "S", 2: (33.0, 51.0, 8.28), 3: "W", 4: (122.0, 28.0, 41.88)})
+    Image.new("RGB", (64, 48), GREY).save(path, exif=exif)
+    (row,) = run([path]).rows
+    assert row.status == tagging.HAS_LOCATION
+    assert (row.latitude, row.longitude) == pytest.approx((-33.8523, -122.4783), abs=1e-9)
 
 
 # -------------------------------------------------------------------------- resume after a stop
