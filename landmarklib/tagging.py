@@ -248,12 +248,10 @@ def tag_paths(paths: Iterable[str | os.PathLike], classifier: Classifier, *,
                     finish(known)
                     continue
                 pending.append((photo, pool.submit(_load, photo, classifier.input_size)))
-                while len(pending) >= 2 * batch_size:
-                    batch = [pending.popleft() for _ in range(batch_size)]
-                    _classify(batch, classifier, threshold, naming, dry_run, finish)
+                if len(pending) >= 2 * batch_size:  # decoding runs a batch ahead
+                    _classify(pending, batch_size, classifier, threshold, naming, dry_run, finish)
             while pending:
-                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-                _classify(batch, classifier, threshold, naming, dry_run, finish)
+                _classify(pending, batch_size, classifier, threshold, naming, dry_run, finish)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     if not dry_run:
@@ -323,10 +321,13 @@ def _exif_degrees(value, reference) -> float | None:
     return -degrees if str(reference).strip().upper() in ("S", "W") else degrees
 
 
-def _classify(batch: list[tuple[Path, Future]], classifier: Classifier, threshold: float,
-              naming: str, dry_run: bool, finish: Callable[[TagRow], None]) -> None:
-    """Wait for a batch's photos, classify those that need it, write their sidecars."""
+def _classify(pending: collections.deque, batch_size: int, classifier: Classifier,
+              threshold: float, naming: str, dry_run: bool,
+              finish: Callable[[TagRow], None]) -> None:
+    """Take the next batch of photos off ``pending`` (waiting for them to be decoded), classify
+    those that need it, write their sidecars."""
     photos, images = [], []
+    batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
     for photo, future in batch:
         try:
             image = future.result()
