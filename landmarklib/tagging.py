@@ -8,7 +8,8 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
   Ctrl-C or a kill, run again, goes on where it stopped);
 * ``"tagged"``: the top-1 probability reaches the threshold; the sidecar is written (merged into
   an existing one, atomically, see :mod:`landmarklib.sidecars`); a class without a place gets
-  keywords only, and the report's ``reason`` says so;
+  keywords only, and the report's ``reason`` says so. A photo that already has a sidecar under
+  the other naming convention gets no second one: its sidecar is merged into;
 * ``"not sure"``: below the threshold; nothing is written;
 * ``"failed"``: the photo (or an existing sidecar) cannot be read; the reason is reported and
   the run goes on.
@@ -264,8 +265,7 @@ def _known_location(photo: Path, model: str, naming: str) -> TagRow | None:
     """The row of a photo whose sidecars settle it (already tagged, has a location, or a
     sidecar that cannot be read); ``None`` if it must be classified. Both namings are read:
     a location in either is a location."""
-    for path in [sidecars.sidecar_path(photo, name) for name in
-                 (naming, *(other for other in NAMINGS if other != naming))]:
+    for path in _sidecars_of(photo, naming):
         if not path.is_file():
             continue
         try:
@@ -280,6 +280,19 @@ def _known_location(photo: Path, model: str, naming: str) -> TagRow | None:
         if info.has_location and not _written_by_us(info):
             return row
     return None
+
+
+def _sidecars_of(photo: Path, naming: str) -> list[Path]:
+    """The photo's possible sidecars, the chosen naming's first."""
+    return [sidecars.sidecar_path(photo, name)
+            for name in (naming, *(other for other in NAMINGS if other != naming))]
+
+
+def _target(photo: Path, naming: str) -> Path:
+    """Where to write: the photo's existing sidecar (the chosen naming's first), so that a photo
+    never gets two; else a new one with the chosen naming."""
+    return next((path for path in _sidecars_of(photo, naming) if path.is_file()),
+                sidecars.sidecar_path(photo, naming))
 
 
 def _written_by_us(info: SidecarInfo) -> bool:
@@ -374,7 +387,7 @@ def _decide(photo: Path, probabilities: np.ndarray, classifier: Classifier, thre
         row.reason = "; ".join(filter(None, [row.reason, "dry run: nothing written"]))
         return row
     try:
-        sidecars.write_sidecar(sidecars.sidecar_path(photo, naming),
+        sidecars.write_sidecar(_target(photo, naming),
                                sidecars.Tag(name, folder, probability, classifier.model_id, place))
     except (SidecarError, OSError) as error:
         return TagRow(str(photo), FAILED, name, probability,

@@ -303,6 +303,15 @@ def test_sidecar_naming_photo_xmp(library):
     assert again.counts["already tagged"] == 3 and not list(library.rglob("2019/**/*.jpg.xmp"))
 
 
+def test_an_existing_sidecar_of_the_other_naming_is_merged_into(library, exiftool):
+    """rated.jpg has digiKam's rated.jpg.xmp: tagging with --sidecar photo.xmp merges there."""
+    run([library / "rated.jpg"], naming="photo.xmp")
+    assert not (library / "rated.xmp").exists()
+    tags = exiftool([library / "rated.jpg.xmp"])[library / "rated.jpg.xmp"]
+    assert tags["XMP-xmp:Rating"] == 5
+    assert tags["XMP-photoshop:City"] == "San Francisco"
+
+
 def test_threshold(library):
     assert run([library], threshold=0.95).counts["tagged"] == 0
     assert run([library], threshold=0.0, dry_run=True).counts["tagged"] == 7  # fog too
