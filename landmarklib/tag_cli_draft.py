@@ -32,12 +32,12 @@ def add_tag_parser(commands) -> argparse.ArgumentParser:
     tag = commands.add_parser(
         "tag", help="write where photos were taken into XMP sidecars, for photo managers",
         description="Recognise the landmark in each photo and write its place (GPS, city, "
-                    "country, keywords) into an XMP sidecar next to the photo, which digiKam, "
-                    "darktable, Lightroom and Immich read. Photos are never modified; photos "
-                    "that already have a location are left alone.")
+                    "country, keywords) into an XMP sidecar next to the photo, which photo "
+                    "managers such as digiKam, darktable and Immich read. Photos are never "
+                    "modified; photos that already have a location are left alone.")
     tag.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER",
                      help="photos, and folders to walk recursively (hidden ones skipped)")
-    tag.add_argument("--threshold", type=_probability, default=tagging.TAG_THRESHOLD,
+    tag.add_argument("--threshold", type=_probability, default=tagging.TAG_THRESHOLD, metavar="P",
                      help="least top-1 probability to write a sidecar "
                           f"(default {tagging.TAG_THRESHOLD})")
     tag.add_argument("--dry-run", action="store_true",
