@@ -1,10 +1,21 @@
-"""Where the 50 landmarks are: names, places and map links for the class folders.
+"""Where the landmarks are: names, places and map links for the class folders.
 
 The dataset names its classes after folders such as ``09.Golden_Gate_Bridge``.
 This module turns those folder names into something a person can read, and
-knows, for each of the 50 landmarks, its display name, city or region,
-country and coordinates (decimal degrees, WGS84), from the table
-``landmarks.csv`` that ships inside the package::
+knows, for each landmark, its display name, city or region, country and
+coordinates (decimal degrees, WGS84, 4 decimals: about 10 m), from two tables
+that ship inside the package:
+
+* ``landmarks.csv``: the 50 landmarks of the course's dataset
+  (:func:`all_places`);
+* ``landmarks44.csv``: the 44 classes of the stand-in dataset ``landmarks44``
+  (``00.anıtkabir`` ... ``43.westminster_abbey``), used where the course's data
+  cannot be downloaded (:func:`stand_in_places`). Six of them are also among
+  the 50 (Eiffel Tower, Golden Gate Bridge, Machu Picchu, Sydney Harbour Bridge,
+  Taj Mahal, Trevi Fountain) and have the same coordinates in both tables.
+
+:func:`place_for` looks in both, so every class folder of either dataset has a
+place::
 
     >>> from landmarklib.places import display_name, place_for
     >>> display_name("09.Golden_Gate_Bridge")
@@ -34,6 +45,23 @@ A landmark is a point here, even when the real thing is not:
 * Niagara Falls, on the Canada–United States border, uses the Horseshoe Falls
   seen from Niagara Falls, Ontario; the Matterhorn, on the Swiss–Italian
   border, is listed under Zermatt, Switzerland.
+
+The stand-in classes are mostly buildings, and each point is the building
+itself (not its city's centre), from the coordinates its encyclopaedia entry
+publishes (the less famous ones also compared with a second public listing,
+within about 100 m); the photos of each folder were looked at to be sure which
+landmark it is (``37.sydney`` shows the
+Sydney Harbour Bridge, ``13.fsm`` the Fatih Sultan Mehmet Bridge,
+``31.st_louis_cathedral`` the cathedral of New Orleans, ``42.ulu_cami`` the
+Grand Mosque of Bursa, ``25.pantheon`` the one in Rome). Three are areas:
+
+* Cappadocia (``18.kapadokya``) uses the town of Göreme, at the heart of its
+  valleys of rock formations;
+* Pamukkale uses a point on its travertine terraces (2.7 km long);
+* the Pyramids of Giza use the Great Pyramid (Khufu's).
+
+Countries carry their current English short names (``Türkiye``, as the United
+Nations have written it since 2022).
 """
 
 from __future__ import annotations
@@ -46,9 +74,10 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Place", "all_places", "display_name", "place_for"]
+__all__ = ["Place", "all_places", "display_name", "place_for", "stand_in_places"]
 
 _TABLE = "landmarks.csv"
+_STAND_IN_TABLE = "landmarks44.csv"
 _COLUMNS = ["folder", "name", "city", "country", "latitude", "longitude"]
 _NUMERIC_PREFIX = re.compile(r"^\d+\.")
 
@@ -125,10 +154,28 @@ def all_places() -> tuple[Place, ...]:
     Raises:
         ValueError: If the packaged table does not have the expected columns.
     """
-    text = resources.files("landmarklib").joinpath(_TABLE).read_text(encoding="utf-8")
+    return _read_table(_TABLE)
+
+
+@functools.cache
+def stand_in_places() -> tuple[Place, ...]:
+    """The 44 classes of the stand-in dataset ``landmarks44``, in folder order.
+
+    Returns:
+        One :class:`Place` per class, ``00.anıtkabir`` first.
+
+    Raises:
+        ValueError: If the packaged table does not have the expected columns.
+    """
+    return _read_table(_STAND_IN_TABLE)
+
+
+def _read_table(table: str) -> tuple[Place, ...]:
+    """The places of one packaged table, sorted by folder."""
+    text = resources.files("landmarklib").joinpath(table).read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames != _COLUMNS:
-        raise ValueError(f"{_TABLE}: expected columns {_COLUMNS}, found {reader.fieldnames}")
+        raise ValueError(f"{table}: expected columns {_COLUMNS}, found {reader.fieldnames}")
     places = [
         Place(
             folder=row["folder"],
@@ -147,7 +194,9 @@ def place_for(class_name_or_folder: str) -> Place | None:
     """Find a landmark by folder, plain display name or table name.
 
     The match ignores case and surrounding spaces, so ``"16.Eiffel_Tower"``,
-    ``"Eiffel Tower"`` and ``"eiffel tower"`` all find the Eiffel Tower.
+    ``"Eiffel Tower"`` and ``"eiffel tower"`` all find the Eiffel Tower. Both
+    tables are searched, the 50 landmarks' first: ``"12.eiffel_tower"`` (a
+    stand-in folder) finds the stand-in row, ``"Eiffel Tower"`` the course's.
 
     Args:
         class_name_or_folder: A class folder name, the :func:`display_name`
@@ -167,9 +216,9 @@ def _key(text: str) -> str:
 
 @functools.cache
 def _lookup() -> dict[str, Place]:
-    """Map every accepted spelling of each landmark to its place."""
+    """Map every accepted spelling of each landmark to its place (the 50 landmarks first)."""
     index: dict[str, Place] = {}
-    for place in all_places():
+    for place in all_places() + stand_in_places():
         for spelling in (place.folder, display_name(place.folder), place.name):
             index.setdefault(_key(spelling), place)
     return index

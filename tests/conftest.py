@@ -60,3 +60,31 @@ def tiny_training_file(tmp_path_factory) -> Path:
         optimizer.step()
     return export.save_model(folder / "tiny_model.pt", model.eval(), loaders.classes,
                              spec.input_size, spec.mean, spec.std)
+
+
+@pytest.fixture(scope="session")
+def exiftool():
+    """Read files with ExifTool, the independent second reader of the sidecars we write:
+    ``exiftool(paths)`` returns ``{Path: {"XMP-exif:GPSLatitude": 48.8584, ...}}``
+    (``exiftool -j -n -G1``: numbers as numbers, tags named by group). Skipped when ExifTool is
+    missing (Debian: ``apt-get install -y libimage-exiftool-perl``), an error in CI."""
+    import json
+    import os
+    import subprocess
+
+    program = shutil.which("exiftool")
+    if program is None:
+        message = "ExifTool is not installed (Debian: apt-get install -y libimage-exiftool-perl)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def read(paths) -> dict[Path, dict]:
+        paths = [str(p) for p in paths]
+        result = subprocess.run([program, "-j", "-n", "-G1", "-charset", "filename=utf8", *paths],
+                                capture_output=True, text=True, encoding="utf-8", check=False)
+        if result.returncode not in (0, 1) or not result.stdout.strip():
+            raise RuntimeError(f"exiftool failed ({result.returncode}): {result.stderr}")
+        return {Path(entry["SourceFile"]): entry for entry in json.loads(result.stdout)}
+
+    return read

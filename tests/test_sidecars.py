@@ -1,0 +1,270 @@
+"""Tests for landmarklib.sidecars: XMP sidecars written with exiv2, read back with ExifTool."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+
+import pytest
+
+from landmarklib import sidecars
+from landmarklib.places import all_places, place_for, stand_in_places
+from landmarklib.sidecars import SidecarError, Tag, read_sidecar, sidecar_path, write_sidecar
+
+WHEN = datetime.datetime(2024, 5, 17, 14, 30, 5, tzinfo=datetime.timezone.utc)
+MODEL = "tiny_model.pt@sha256:0123456789ab"
+
+#: A sidecar as digiKam or darktable leave it: a rating, a title, keywords, an edit history.
+EXISTING = """<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:darktable="http://darktable.sf.net/"
+    xmp:Rating="4" darktable:xmp_version="5">
+   <dc:subject><rdf:Bag><rdf:li>holiday</rdf:li><rdf:li>paris</rdf:li></rdf:Bag></dc:subject>
+   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">Ünïcode title</rdf:li></rdf:Alt></dc:title>
+   <darktable:history><rdf:Seq>
+    <rdf:li darktable:operation="exposure" darktable:enabled="1"/>
+   </rdf:Seq></darktable:history>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def tag_for(folder: str, probability: float = 0.9, model: str = MODEL) -> Tag:
+    place = place_for(folder)
+    return Tag(place.name, place.folder, probability, model, place, WHEN)
+
+
+# ------------------------------------------------------------------------------------ naming
+
+
+@pytest.mark.parametrize(
+    ("photo", "naming", "expected"),
+    [
+        ("trip/IMG_1.JPG", "photo.jpg.xmp", "trip/IMG_1.JPG.xmp"),
+        ("trip/IMG_1.JPG", "photo.xmp", "trip/IMG_1.xmp"),
+        ("a.b/été 1.tar.jpeg", "photo.jpg.xmp", "a.b/été 1.tar.jpeg.xmp"),
+        ("a.b/été 1.tar.jpeg", "photo.xmp", "a.b/été 1.tar.xmp"),
+    ],
+)
+def test_sidecar_path(photo, naming, expected):
+    assert sidecar_path(photo, naming).as_posix() == expected
+
+
+def test_default_naming_and_unknown_naming():
+    assert sidecars.DEFAULT_NAMING == "photo.jpg.xmp" and sidecars.DEFAULT_NAMING in sidecars.NAMINGS
+    with pytest.raises(ValueError, match="photo.jpg.xmp, photo.xmp"):
+        sidecar_path("a.jpg", "lightroom")
+
+
+# ------------------------------------------------------------------------- GPS coordinate form
+
+
+@pytest.mark.parametrize(
+    ("degrees", "axis", "text"),
+    [
+        (48.8584, "latitude", "48,51.504000N"),
+        (2.2945, "longitude", "2,17.670000E"),
+        (-33.8523, "latitude", "33,51.138000S"),
+        (-122.4783, "longitude", "122,28.698000W"),
+        (0.0, "latitude", "0,00.000000N"),
+        (-90.0, "latitude", "90,00.000000S"),
+        (180.0, "longitude", "180,00.000000E"),
+        (10.9999999999, "latitude", "11,00.000000N"),  # rounding carries into the degrees
+    ],
+)
+def test_gps_coordinate(degrees, axis, text):
+    assert sidecars.gps_coordinate(degrees, axis) == text
+    assert sidecars.parse_gps_coordinate(text) == pytest.approx(round(degrees, 8), abs=1e-9)
+
+
+def test_gps_coordinate_round_trips_to_a_micro_degree():
+    rng = random.Random(0)
+    for _ in range(2000):
+        lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
+        assert sidecars.parse_gps_coordinate(sidecars.gps_coordinate(lat, "latitude")) == \
+            pytest.approx(lat, abs=1e-6)
+        assert sidecars.parse_gps_coordinate(sidecars.gps_coordinate(lon, "longitude")) == \
+            pytest.approx(lon, abs=1e-6)
+
+
+@pytest.mark.parametrize(("degrees", "axis"), [(90.5, "latitude"), (-181, "longitude"),
+                                               (float("nan"), "latitude"), (1.0, "altitude")])
+def test_gps_coordinate_rejects(degrees, axis):
+    with pytest.raises(ValueError):
+        sidecars.gps_coordinate(degrees, axis)
+
+
+@pytest.mark.parametrize(
+    ("text", "degrees"),
+    [("48,51,30.24N", 48.8584), ("48,51.504N", 48.8584), ("48.8584N", 48.8584),
+     ("122,28,41.88W", -122.4783), (" 33,51.138s ", -33.8523)],
+)
+def test_parse_gps_coordinate_forms(text, degrees):
+    assert sidecars.parse_gps_coordinate(text) == pytest.approx(degrees, abs=1e-9)
+
+
+@pytest.mark.parametrize("text", ["", "48.8584", "N", "48,51.5X", "-48,51.5N"])
+def test_parse_gps_coordinate_rejects(text):
+    with pytest.raises(ValueError, match="not an XMP GPS coordinate"):
+        sidecars.parse_gps_coordinate(text)
+
+
+# ------------------------------------------------------------------- written, read by ExifTool
+
+
+def test_every_place_round_trips_through_exiftool(tmp_path, exiftool):
+    """All 94 places written, then read by ExifTool: coordinates to 1e-5 degrees, keywords."""
+    written = {}
+    for place in all_places() + stand_in_places():
+        path = tmp_path / f"{place.folder}.jpg.xmp"
+        written[path] = place
+        write_sidecar(path, Tag(place.name, place.folder, 0.875, MODEL, place, WHEN))
+    found = exiftool(written)
+    assert len(found) == 94
+    for path, place in written.items():
+        tags = found[path]
+        assert tags["XMP-exif:GPSLatitude"] == pytest.approx(place.latitude, abs=1e-5)
+        assert tags["XMP-exif:GPSLongitude"] == pytest.approx(place.longitude, abs=1e-5)
+        assert tags["Composite:GPSPosition"]  # ExifTool combined the pair: it understood both
+        assert tags["XMP-photoshop:City"] == place.city
+        assert tags["XMP-photoshop:Country"] == place.country
+        assert tags["XMP-iptcCore:Location"] == place.name
+        assert tags["XMP-iptcExt:LocationShownLocationName"] == place.name
+        assert tags["XMP-iptcExt:LocationShownGPSLatitude"] == pytest.approx(place.latitude,
+                                                                             abs=1e-5)
+        assert tags["XMP-dc:Subject"] == [place.name, place.city, place.country]
+        assert tags["XMP-lr:HierarchicalSubject"] == \
+            f"Places|{place.country}|{place.city}|{place.name}"
+        assert tags["XMP-landmarklib:Model"] == MODEL
+        assert tags["XMP-landmarklib:ClassFolder"] == place.folder
+        assert tags["XMP-landmarklib:Probability"] == pytest.approx(0.875)
+        assert tags["XMP-landmarklib:TaggedAt"] == "2024:05:17 14:30:05+00:00"
+        assert tags["XMP-exif:GPSVersionID"] == "2.2.0.0"
+
+
+def test_read_sidecar_reads_what_was_written(tmp_path):
+    path = write_sidecar(tmp_path / "a.jpg.xmp", tag_for("37.sydney", 0.71234))
+    info = read_sidecar(path)
+    assert info.has_location
+    assert (info.latitude, info.longitude) == pytest.approx((-33.8523, 151.2108), abs=1e-9)
+    assert (info.city, info.country) == ("Sydney", "Australia")
+    assert info.keywords == ("Sydney Harbour Bridge", "Sydney", "Australia")
+    assert (info.model, info.folder, info.landmark) == (MODEL, "37.sydney",
+                                                        "Sydney Harbour Bridge")
+    assert info.probability == pytest.approx(0.7123)
+    assert info.tagged_at == "2024-05-17T14:30:05+00:00"
+
+
+def test_merge_keeps_rating_title_history_and_keywords(tmp_path, exiftool):
+    path = tmp_path / "IMG_1.jpg.xmp"
+    path.write_text(EXISTING, encoding="utf-8")
+    write_sidecar(path, tag_for("16.Eiffel_Tower"))
+    tags = exiftool([path])[path]
+    assert tags["XMP-xmp:Rating"] == 4
+    assert tags["XMP-dc:Title"] == "Ünïcode title"
+    assert tags["XMP-darktable:HistoryOperation"] == "exposure"
+    # "paris" was there (another case): kept, and "Paris" is not added a second time.
+    assert tags["XMP-dc:Subject"] == ["holiday", "paris", "Eiffel Tower", "France"]
+    assert tags["XMP-exif:GPSLatitude"] == pytest.approx(48.8584, abs=1e-5)
+
+
+def test_a_new_answer_replaces_ours_and_keeps_theirs(tmp_path, exiftool):
+    path = tmp_path / "IMG_1.jpg.xmp"
+    path.write_text(EXISTING, encoding="utf-8")
+    write_sidecar(path, tag_for("16.Eiffel_Tower", model="old-model"))
+    write_sidecar(path, tag_for("37.sydney", model="new-model"))
+    tags = exiftool([path])[path]
+    assert tags["XMP-dc:Subject"] == ["holiday", "paris", "Sydney Harbour Bridge", "Sydney",
+                                      "Australia"]
+    assert tags["XMP-lr:HierarchicalSubject"] == "Places|Australia|Sydney|Sydney Harbour Bridge"
+    assert tags["XMP-exif:GPSLatitude"] == pytest.approx(-33.8523, abs=1e-5)
+    assert tags["XMP-landmarklib:Model"] == "new-model"
+    assert tags["XMP-xmp:Rating"] == 4
+
+
+def test_class_without_a_place_gets_keywords_only(tmp_path, exiftool):
+    path = tmp_path / "IMG_2.jpg.xmp"
+    write_sidecar(path, tag_for("16.Eiffel_Tower", model="old-model"))
+    write_sidecar(path, Tag("Faces easy", "Faces_easy", 0.8, MODEL, None, WHEN))
+    tags = exiftool([path])[path]
+    assert tags["XMP-dc:Subject"] == "Faces easy"  # ExifTool gives one item as a string
+    assert tags["XMP-lr:HierarchicalSubject"] == "Places|Faces easy"
+    assert not [key for key in tags if "GPS" in key or "City" in key or "Country" in key]
+    info = read_sidecar(path)
+    assert not info.has_location and info.latitude is None and info.folder == "Faces_easy"
+
+
+def test_digikam_tags_list_is_extended_only_when_present(tmp_path, exiftool):
+    path = tmp_path / "dk.jpg.xmp"
+    path.write_text(EXISTING.replace(
+        'xmp:Rating="4"', 'xmlns:digiKam="http://www.digikam.org/ns/1.0/" xmp:Rating="4"').replace(
+        "<dc:subject>", "<digiKam:TagsList><rdf:Seq><rdf:li>People/Ann</rdf:li></rdf:Seq>"
+                        "</digiKam:TagsList><dc:subject>"), encoding="utf-8")
+    write_sidecar(path, tag_for("12.eiffel_tower"))
+    plain = write_sidecar(tmp_path / "plain.jpg.xmp", tag_for("12.eiffel_tower"))
+    tags = exiftool([path, plain])
+    assert tags[path]["XMP-digiKam:TagsList"] == ["People/Ann", "Places/France/Paris/Eiffel Tower"]
+    assert "XMP-digiKam:TagsList" not in tags[plain]
+
+
+def test_location_from_elsewhere_is_seen(tmp_path):
+    """A sidecar located by the user or another program: GPS in DMS form, or a city alone."""
+    gps = tmp_path / "gps.xmp"
+    gps.write_text(EXISTING.replace(
+        'xmp:Rating="4"', 'xmlns:exif="http://ns.adobe.com/exif/1.0/" xmp:Rating="4" '
+        'exif:GPSLatitude="48,51,30.24N" exif:GPSLongitude="2,17,40.2E"'), encoding="utf-8")
+    info = read_sidecar(gps)
+    assert info.has_location and info.model is None
+    assert (info.latitude, info.longitude) == pytest.approx((48.8584, 2.2945), abs=1e-6)
+    city = tmp_path / "city.xmp"
+    city.write_text(EXISTING.replace(
+        'xmp:Rating="4"', 'xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
+        'xmp:Rating="4" photoshop:City="Lyon"'), encoding="utf-8")
+    info = read_sidecar(city)
+    assert info.has_location and info.latitude is None and info.city == "Lyon"
+    plain = tmp_path / "plain.xmp"
+    plain.write_text(EXISTING, encoding="utf-8")
+    assert not read_sidecar(plain).has_location
+
+
+@pytest.mark.parametrize("content", [EXISTING[:600], "", "not xml at all", "<x:xmpmeta>"])
+def test_damaged_sidecar_is_an_error_and_left_alone(tmp_path, content):
+    path = tmp_path / "bad.jpg.xmp"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SidecarError, match="bad.jpg.xmp: is not an XMP sidecar exiv2 can read"):
+        read_sidecar(path)
+    with pytest.raises(SidecarError):
+        write_sidecar(path, tag_for("16.Eiffel_Tower"))
+    assert path.read_text(encoding="utf-8") == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg.xmp"]
+
+
+def test_a_failed_write_leaves_the_old_sidecar_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "IMG_3.jpg.xmp"
+    path.write_text(EXISTING, encoding="utf-8")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_sidecar(path, tag_for("16.Eiffel_Tower"))
+    assert path.read_text(encoding="utf-8") == EXISTING
+    assert [p.name for p in tmp_path.iterdir()] == ["IMG_3.jpg.xmp"]
+
+
+def test_unicode_paths(tmp_path, exiftool):
+    folder = tmp_path / "Türkiye 2023 ☀"
+    folder.mkdir()
+    path = write_sidecar(folder / "İstanbul köprü.jpg.xmp", tag_for("05.boğaziçi_köprüsü"))
+    info = read_sidecar(path)
+    assert info.landmark == "Bosphorus Bridge" and info.country == "Türkiye"
+    tags = exiftool([path])[path]
+    assert tags["XMP-photoshop:Country"] == "Türkiye"
+    assert tags["XMP-exif:GPSLongitude"] == pytest.approx(29.0342, abs=1e-5)

@@ -1,0 +1,412 @@
+"""Tests for landmarklib.tagging and the draft of ``landmarklib tag`` (landmarklib.tag_cli_draft).
+
+Most tests use a deterministic stand-in for a model: photos are flat colours, and
+:func:`colour_classifier` knows which landmark each colour is (grey: not sure). One test tags
+real photos with a real model (the session's tiny transfer model, trained in seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmarklib import tag_cli_draft, tagging
+from landmarklib.places import place_for
+from landmarklib.sidecars import read_sidecar, sidecar_path
+
+#: Colour of a photo -> the class it shows.
+COLOURS = {
+    "16.Eiffel_Tower": (200, 30, 30),
+    "09.Golden_Gate_Bridge": (30, 200, 30),
+    "37.sydney": (220, 220, 20),  # a landmarks44 folder
+    "Faces_easy": (30, 30, 200),  # a class without a place
+}
+GREY = (128, 128, 128)
+
+
+def colour_classifier(model_id: str = "colours@1", calls: list | None = None,
+                      interrupt_after: int | None = None) -> tagging.Classifier:
+    """Probability 0.9 for the class whose colour is nearest the photo's mean colour (within
+    60 levels, summed over R, G, B), else uniform. ``calls`` collects the batch sizes seen;
+    ``interrupt_after`` raises KeyboardInterrupt at that batch (as Ctrl-C would)."""
+    centres = np.array(list(COLOURS.values()), dtype=np.float32)
+
+    def classify(images):
+        if calls is not None:
+            if interrupt_after is not None and len(calls) == interrupt_after:
+                raise KeyboardInterrupt
+            calls.append(len(images))
+        rows = []
+        for image in images:
+            mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
+            distance = np.abs(centres - mean).sum(axis=1)
+            row = np.full(len(COLOURS), 1 / len(COLOURS), dtype=np.float32)
+            if distance.min() < 60:
+                row[:] = 0.1 / (len(COLOURS) - 1)
+                row[distance.argmin()] = 0.9
+            rows.append(row)
+        return np.stack(rows)
+
+    return tagging.Classifier(classify, ["Eiffel Tower", "Golden Gate Bridge", "sydney",
+                                         "Faces easy"], list(COLOURS), model_id, input_size=64)
+
+
+def photo(path: Path, colour, gps: bool = False, size=(320, 240)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    if gps:  # 48°51'30.24"N 2°17'40.2"E, as a phone writes it
+        exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 30.24), 3: "E", 4: (2.0, 17.0, 40.2)})
+    Image.new("RGB", size, colour).save(path, exif=exif)
+    return path
+
+
+USER_SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:exif="http://ns.adobe.com/exif/1.0/"
+    xmp:Rating="5"{extra}>
+   <dc:subject><rdf:Bag><rdf:li>family</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    return make_library(tmp_path)
+
+
+def make_library(tmp_path: Path) -> Path:
+    """A photo library with everything the tagger meets (see EXPECTED), in ``tmp_path/library``,
+    with a folder outside it that links point to."""
+    root = tmp_path / "library"
+    photo(root / "2019" / "paris" / "eiffel_1.jpg", COLOURS["16.Eiffel_Tower"])
+    photo(root / "2019" / "paris" / "eiffel_2.JPG", COLOURS["16.Eiffel_Tower"])
+    photo(root / "2019" / "sf" / "golden gate.jpg", COLOURS["09.Golden_Gate_Bridge"])
+    photo(root / "Türkiye ☀" / "köprü İstanbul.jpg", COLOURS["37.sydney"])
+    photo(root / "faces.png", COLOURS["Faces_easy"])
+    photo(root / "fog.jpg", GREY)
+    photo(root / "phone.jpg", COLOURS["16.Eiffel_Tower"], gps=True)
+    photo(root / "rated.jpg", COLOURS["09.Golden_Gate_Bridge"])
+    (root / "rated.jpg.xmp").write_text(USER_SIDECAR.format(extra=""), encoding="utf-8")
+    photo(root / "located.jpg", COLOURS["09.Golden_Gate_Bridge"])
+    (root / "located.xmp").write_text(USER_SIDECAR.format(
+        extra=' exif:GPSLatitude="45,45.5N" exif:GPSLongitude="4,50.5E"'), encoding="utf-8")
+    (root / "broken.jpg").write_bytes(b"a text file named like a photo")
+    good = (root / "2019" / "paris" / "eiffel_1.jpg").read_bytes()
+    (root / "2019" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "notes.txt").write_text("not a photo")
+    photo(root / ".thumbnails" / "eiffel.jpg", COLOURS["16.Eiffel_Tower"])
+    photo(root / ".hidden.jpg", COLOURS["16.Eiffel_Tower"])
+    outside = photo(tmp_path / "outside" / "elsewhere.jpg", COLOURS["16.Eiffel_Tower"])
+    os.symlink(outside.parent, root / "2019" / "link to outside")
+    os.symlink(outside, root / "2019" / "linked.jpg")
+    os.symlink(root, root / "2019" / "loop")
+    return root
+
+
+EXPECTED = {
+    "2019/paris/eiffel_1.jpg": (tagging.TAGGED, "Eiffel Tower"),
+    "2019/paris/eiffel_2.JPG": (tagging.TAGGED, "Eiffel Tower"),
+    "2019/sf/golden gate.jpg": (tagging.TAGGED, "Golden Gate Bridge"),
+    "Türkiye ☀/köprü İstanbul.jpg": (tagging.TAGGED, "Sydney Harbour Bridge"),
+    "faces.png": (tagging.TAGGED, "Faces easy"),
+    "fog.jpg": (tagging.NOT_SURE, "Eiffel Tower"),
+    "phone.jpg": (tagging.HAS_LOCATION, ""),
+    "rated.jpg": (tagging.TAGGED, "Golden Gate Bridge"),
+    "located.jpg": (tagging.HAS_LOCATION, ""),
+    "broken.jpg": (tagging.FAILED, ""),
+    "2019/truncated.jpg": (tagging.FAILED, ""),
+}
+
+
+def statuses(summary: tagging.TagSummary, root: Path) -> dict[str, tuple[str, str]]:
+    return {Path(row.file).relative_to(root).as_posix(): (row.status, row.landmark)
+            for row in summary.rows}
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (links not followed)."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def run(paths, classifier=None, **options) -> tagging.TagSummary:
+    return tagging.tag_paths([str(p) for p in paths], classifier or colour_classifier(),
+                             progress=False, batch_size=options.pop("batch_size", 3), **options)
+
+
+# ---------------------------------------------------------------------------- a whole library
+
+
+def test_every_kind_of_photo_gets_its_status(library):
+    summary = run([library])
+    assert statuses(summary, library) == EXPECTED
+    assert summary.counts == {"tagged": 6, "not sure": 1, "has location": 2, "already tagged": 0,
+                              "failed": 2}
+    reasons = {Path(row.file).name: row.reason for row in summary.rows}
+    assert "not an image file" in reasons["broken.jpg"]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert reasons["faces.png"] == "no known place for this landmark: keywords only"
+    assert reasons["phone.jpg"] == "GPS coordinates in the photo's EXIF"
+    phone = next(row for row in summary.rows if row.file.endswith("phone.jpg"))
+    assert (phone.latitude, phone.longitude) == pytest.approx((48.8584, 2.2945), abs=1e-9)
+    assert reasons["located.jpg"] == "location in located.xmp"
+    assert str(summary).startswith("11 photos: 6 tagged, 1 not sure, 2 had a location")
+
+
+def test_sidecars_only_for_tagged_photos_and_read_by_exiftool(library, exiftool):
+    summary = run([library])
+    written = sorted(p.relative_to(library).as_posix() for p in library.rglob("*.xmp"))
+    assert written == ["2019/paris/eiffel_1.jpg.xmp", "2019/paris/eiffel_2.JPG.xmp",
+                       "2019/sf/golden gate.jpg.xmp", "Türkiye ☀/köprü İstanbul.jpg.xmp",
+                       "faces.png.xmp", "located.xmp", "rated.jpg.xmp"]
+    tagged = [row for row in summary.rows if row.status == tagging.TAGGED]
+    found = exiftool([sidecar_path(row.file) for row in tagged])
+    for row in tagged:
+        tags = found[sidecar_path(row.file)]
+        place = place_for(row.landmark)
+        assert tags["XMP-landmarklib:Model"] == "colours@1"
+        assert tags["XMP-landmarklib:Probability"] == pytest.approx(0.9, abs=1e-4)
+        if place is None:  # Faces easy: keywords only
+            assert "XMP-exif:GPSLatitude" not in tags
+            assert tags["XMP-dc:Subject"] == "Faces easy"
+            continue
+        assert tags["XMP-exif:GPSLatitude"] == pytest.approx(place.latitude, abs=1e-5)
+        assert tags["XMP-exif:GPSLongitude"] == pytest.approx(place.longitude, abs=1e-5)
+        subjects = tags["XMP-dc:Subject"]
+        assert {place.name, place.city, place.country} <= set(subjects)
+    rated = found[library / "rated.jpg.xmp"]
+    assert rated["XMP-xmp:Rating"] == 5  # merged: the user's rating and keyword are kept
+    assert rated["XMP-dc:Subject"] == ["family", "Golden Gate Bridge", "San Francisco",
+                                       "United States"]
+
+
+def test_photos_and_everything_else_are_never_modified(library, tmp_path):
+    before = checksums(tmp_path)
+    run([library])
+    after = checksums(tmp_path)
+    new_or_changed = {name for name in after if before.get(name) != after[name]}
+    assert new_or_changed == {f"library/{name}.xmp" for name, (status, _) in EXPECTED.items()
+                              if status == tagging.TAGGED}  # rated.jpg.xmp merged, others new
+    assert set(before) <= set(after)
+
+
+def test_hidden_files_links_and_loops_are_not_followed(library):
+    summary = run([library])
+    files = {Path(row.file).name for row in summary.rows}
+    assert not files & {"eiffel.jpg", ".hidden.jpg", "elsewhere.jpg", "linked.jpg", "notes.txt"}
+    assert not (library.parent / "outside" / "elsewhere.jpg.xmp").exists()
+    assert not list((library / ".thumbnails").glob("*.xmp"))
+
+
+def test_walk_photos(library, tmp_path):
+    walked = [p.relative_to(library).as_posix() for p in tagging.walk_photos([library])]
+    assert walked == [  # a folder's photos, then its folders', in name order
+        "broken.jpg", "faces.png", "fog.jpg", "located.jpg", "phone.jpg", "rated.jpg",
+        "2019/truncated.jpg", "2019/paris/eiffel_1.jpg", "2019/paris/eiffel_2.JPG",
+        "2019/sf/golden gate.jpg", "Türkiye ☀/köprü İstanbul.jpg"]
+    # Files given are yielded as given (a missing one too); a nested folder is walked once.
+    given = [library / "notes.txt", tmp_path / "missing.jpg", library, library / "2019"]
+    walked = list(tagging.walk_photos(given))
+    assert walked[:2] == [library / "notes.txt", tmp_path / "missing.jpg"]
+    assert len(walked) == 2 + len(EXPECTED)
+
+
+def test_files_given_one_by_one(library, tmp_path):
+    summary = run([library / "fog.jpg", library / "notes.txt", tmp_path / "missing.jpg"])
+    rows = {Path(row.file).name: row for row in summary.rows}
+    assert rows["fog.jpg"].status == tagging.NOT_SURE
+    assert rows["notes.txt"].status == tagging.FAILED
+    assert rows["missing.jpg"].status == tagging.FAILED and rows["missing.jpg"].reason == \
+        "no such file"
+
+
+def test_exif_gps_south_and_west(tmp_path):
+    path = tmp_path / "sydney.jpg"
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "S", 2: (33.0, 51.0, 8.28), 3: "W", 4: (122.0, 28.0, 41.88)})
+    Image.new("RGB", (64, 48), GREY).save(path, exif=exif)
+    (row,) = run([path]).rows
+    assert row.status == tagging.HAS_LOCATION
+    assert (row.latitude, row.longitude) == pytest.approx((-33.8523, -122.4783), abs=1e-9)
+
+
+# -------------------------------------------------------------------------- resume after a stop
+
+
+def test_second_run_does_not_redo_photos_tagged_by_the_same_model(library):
+    run([library])
+    for name in ("2019/paris/eiffel_2.JPG.xmp", "faces.png.xmp"):  # as if never written
+        (library / name).unlink()
+    calls: list[int] = []
+    summary = run([library], colour_classifier(calls=calls))
+    assert sum(calls) == 3  # eiffel_2, faces and fog (not sure is not remembered)
+    assert summary.counts == {"tagged": 2, "not sure": 1, "has location": 2, "already tagged": 4,
+                              "failed": 2}
+    # Another model tags again what the first one tagged (but not the user's locations).
+    calls.clear()
+    summary = run([library], colour_classifier("colours@2", calls=calls))
+    assert sum(calls) == 7 and summary.counts["tagged"] == 6
+    assert read_sidecar(library / "rated.jpg.xmp").model == "colours@2"
+
+
+def test_interrupted_run_finishes_on_the_second(library):
+    calls: list[int] = []
+    summary = tagging.TagSummary()
+    with pytest.raises(KeyboardInterrupt):
+        tagging.tag_paths([library], colour_classifier(calls=calls, interrupt_after=2),
+                          batch_size=2, progress=False, summary=summary)
+    first = {row.file for row in summary.rows if row.status == tagging.TAGGED}
+    assert len(calls) == 2 and 1 <= len(first) <= 4 and len(summary.rows) < len(EXPECTED)
+    assert not [p for p in library.rglob("*") if p.name.endswith(".tmp")]
+    for file in first:
+        assert read_sidecar(sidecar_path(file)).model == "colours@1"
+    calls.clear()
+    again = run([library], colour_classifier(calls=calls))
+    assert statuses(again, library) == {
+        name: ((tagging.ALREADY_TAGGED, landmark) if str(library / name) in first
+               else (status, landmark)) for name, (status, landmark) in EXPECTED.items()}
+    assert sum(calls) == 7 - len(first)
+
+
+def test_abandoned_temporary_files_are_removed(library):
+    """A kill between writing a sidecar's temporary file and renaming it leaves the temporary
+    file (never a half-written sidecar): the next run removes it, unless its writer lives."""
+    dead = library / "2019" / ".eiffel_1.jpg.xmp.4194999.tmp"  # above Linux's largest pid
+    alive = library / "2019" / f".eiffel_2.JPG.xmp.{os.getpid()}.tmp"
+    for leftover in (dead, alive):
+        leftover.write_text("<x:xmpmeta")
+    run([library], dry_run=True)
+    assert dead.exists() and alive.exists()  # a dry run writes and removes nothing
+    run([library])
+    assert not dead.exists() and alive.exists()
+
+
+# -------------------------------------------------------------------------------------- options
+
+
+def test_sidecar_naming_photo_xmp(library):
+    summary = run([library / "2019"], naming="photo.xmp")
+    assert summary.counts["tagged"] == 3
+    assert sorted(p.name for p in library.joinpath("2019").rglob("*.xmp")) == [
+        "eiffel_1.xmp", "eiffel_2.xmp", "golden gate.xmp"]
+    again = run([library / "2019"])  # either naming tells that the photo is done
+    assert again.counts["already tagged"] == 3 and not list(library.rglob("2019/**/*.jpg.xmp"))
+
+
+def test_an_existing_sidecar_of_the_other_naming_is_merged_into(library, exiftool):
+    """rated.jpg has digiKam's rated.jpg.xmp: tagging with --sidecar photo.xmp merges there."""
+    run([library / "rated.jpg"], naming="photo.xmp")
+    assert not (library / "rated.xmp").exists()
+    tags = exiftool([library / "rated.jpg.xmp"])[library / "rated.jpg.xmp"]
+    assert tags["XMP-xmp:Rating"] == 5
+    assert tags["XMP-photoshop:City"] == "San Francisco"
+
+
+def test_threshold(library):
+    assert run([library], threshold=0.95).counts["tagged"] == 0
+    assert run([library], threshold=0.0, dry_run=True).counts["tagged"] == 7  # fog too
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        run([library], threshold=1.5)
+    with pytest.raises(ValueError, match="photo.jpg.xmp, photo.xmp"):
+        run([library], naming="photo.XMP")
+
+
+def test_dry_run_writes_nothing(library, tmp_path):
+    before = checksums(tmp_path)
+    summary = run([library], dry_run=True)
+    assert checksums(tmp_path) == before
+    assert statuses(summary, library) == EXPECTED
+    assert summary.dry_run and str(summary).endswith("(dry run: nothing written)")
+    row = next(r for r in summary.rows if r.file.endswith("eiffel_1.jpg"))
+    assert row.reason == "dry run: nothing written" and row.latitude == 48.8584
+
+
+def test_a_classifier_of_the_wrong_shape_is_an_error(library):
+    bad = colour_classifier()
+    bad.classify = lambda images: np.zeros((len(images), 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"answered \((\d), 3\) for \1 photos and 4 classes"):
+        run([library / "2019"], bad)
+
+
+# ------------------------------------------------------------------------ the command (a draft)
+
+
+def tag_command(monkeypatch, classifier, argv: list[str]) -> int:
+    from landmarklib import inference
+
+    monkeypatch.setattr(inference, "get_predictor", lambda model=None: "a predictor")
+    monkeypatch.setattr(tagging, "classifier_from_predictor", lambda predictor: classifier)
+    parser = argparse.ArgumentParser(prog="landmarklib")
+    tag_cli_draft.add_tag_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tag", *argv])
+    return args.run(args)
+
+
+def test_command_exit_status_and_reports(library, tmp_path, monkeypatch, capsys):
+    reports = [f"--report={tmp_path / 'r.csv'}", f"--geojson={tmp_path / 'r.geojson'}",
+               f"--map={tmp_path / 'm.html'}"]
+    assert tag_command(monkeypatch, colour_classifier(), [str(library), *reports]) == 1
+    out, err = capsys.readouterr()
+    assert "11 photos: 6 tagged" in out and "broken.jpg: not an image file" in err
+    assert all(Path(p.split("=")[1]).is_file() for p in reports)
+    shutil.rmtree(library / "2019")
+    (library / "broken.jpg").unlink()
+    assert tag_command(monkeypatch, colour_classifier(), [str(library), "--quiet"]) == 0
+
+
+def test_command_dry_run_writes_only_the_report(library, tmp_path, monkeypatch):
+    before = checksums(tmp_path)
+    status = tag_command(monkeypatch, colour_classifier(),
+                         [str(library), "--dry-run", f"--report={tmp_path / 'r.csv'}"])
+    assert status == 1  # two broken photos
+    after = checksums(tmp_path)
+    assert {name for name in after if before.get(name) != after[name]} == {"r.csv"}
+
+
+def test_command_interrupted(library, monkeypatch, capsys, tmp_path):
+    classifier = colour_classifier(calls=[], interrupt_after=1)
+    status = tag_command(monkeypatch, classifier, [str(library), "--batch-size=2",
+                                                   f"--report={tmp_path / 'r.csv'}"])
+    assert status == 130
+    assert "run the same command again" in capsys.readouterr().err
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").count("\n") >= 2
+
+
+# ----------------------------------------------------------------------- a real model, end to end
+
+
+def test_real_model_end_to_end(tiny_model_file, tmp_path, exiftool):
+    """The tiny transfer model tags copies of the tiny test photos: what it writes is what
+    predict_landmarks answers, and most photos get their own landmark's place."""
+    from landmarklib import inference
+    from landmarklib.data import tiny_data_root
+
+    library = Path(shutil.copytree(tiny_data_root() / "test", tmp_path / "photos"))
+    before = checksums(library)
+    classifier = tagging.classifier_from_predictor(inference.get_predictor(tiny_model_file))
+    assert classifier.model_id.startswith("tiny_model.pt@sha256:")
+    summary = run([library], classifier, threshold=0.0, batch_size=8)
+    assert summary.counts["tagged"] == 21 and not summary.failed
+    found = exiftool([sidecar_path(row.file) for row in summary.rows])
+    right = 0
+    for row in summary.rows:
+        answer = inference.predict_landmarks(row.file, k=1, model=tiny_model_file)[0]
+        place = place_for(answer)
+        assert row.landmark == place.name
+        tags = found[sidecar_path(row.file)]
+        assert tags["XMP-exif:GPSLatitude"] == pytest.approx(place.latitude, abs=1e-5)
+        assert tags["XMP-landmarklib:Model"] == classifier.model_id
+        right += place is place_for(Path(row.file).parent.name)
+    assert right >= 14  # of 21 (chance: 3)
+    assert {k: v for k, v in checksums(library).items() if not k.endswith(".xmp")} == before
+    assert run([library], classifier).counts["already tagged"] == 21
