@@ -6,14 +6,14 @@ write the sidecar) on a folder of 800-pixel JPEGs, and where the time goes.
   size in its own process; photos/s, and the growth of the peak resident memory during the run
   over the memory after loading the model (Linux: /proc/self/status VmHWM, reset through
   /proc/self/clear_refs). Flat memory: the 400-photo run grows no more than the 100-photo one.
-* where the time goes, step by step in one thread (the classifier with torch's threads), per
+* where the time goes, step by step in one thread (the network with onnxruntime's threads), per
   photo: the EXIF GPS check, decoding
   (``open_image(path, short_side=input_size)``, JPEG draft mode), the classifier (batches of
   16), checking for a sidecar, writing a sidecar.
 
     python benchmarks/tagging.py [--model FILE] [--photos 100 400] [--batch-size 16] [--threads N]
 
-``--threads`` sets torch's threads (default: torch's choice, one per core); the photos are
+``--threads`` sets onnxruntime's threads (default: its choice, one per core); the photos are
 decoded by 2 threads meanwhile.
 
 Without --model a model is trained on the tiny subset first (``recipes.quick_tiny_model``: the
@@ -57,18 +57,13 @@ def memory_kib(field: str) -> int:
 
 def run_one(model: str, count: int, batch_size: int, threads: int | None) -> dict:
     """In a child process: tag a fresh folder of ``count`` photos; seconds and memory."""
-    import torch
-
     from landmarklib import inference, tagging
     from landmarklib.images import open_image
 
-    if threads:
-        torch.set_num_threads(threads)
-
-    classifier = tagging.classifier_from_predictor(inference.get_predictor(model))
+    classifier = inference.Predictor(model, threads=threads)
     warm = [open_image(p, short_side=classifier.input_size)
             for p in sorted(PHOTOS.rglob("*.jpg"))[:batch_size]]
-    classifier.classify(warm)  # first-call costs (allocations, kernels) out of the timing
+    classifier.run(warm)  # first-call costs (allocations, kernels) out of the timing
     del warm
     with tempfile.TemporaryDirectory() as tmp:
         folder = copies(Path(tmp), count)
@@ -84,13 +79,13 @@ def run_one(model: str, count: int, batch_size: int, threads: int | None) -> dic
             "rss_before_mib": before / 1024, "peak_growth_mib": (peak - before) / 1024}
 
 
-def where_time_goes(model: str, batch_size: int, count: int = 64) -> dict:
+def where_time_goes(model: str, batch_size: int, threads: int | None, count: int = 64) -> dict:
     """Milliseconds per photo for each step, one thread, on ``count`` photos."""
     from landmarklib import inference, sidecars, tagging
     from landmarklib.images import open_image
     from landmarklib.places import place_for
 
-    classifier = tagging.classifier_from_predictor(inference.get_predictor(model))
+    classifier = inference.Predictor(model, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         photos = sorted(copies(Path(tmp), count).rglob("*.jpg"))
 
@@ -102,8 +97,8 @@ def where_time_goes(model: str, batch_size: int, count: int = 64) -> dict:
         exif, _ = per_photo(lambda: [tagging._exif_gps(p) for p in photos])
         decode, images = per_photo(
             lambda: [open_image(p, short_side=classifier.input_size) for p in photos])
-        classifier.classify(images[:batch_size])  # warm-up
-        classify, _ = per_photo(lambda: [classifier.classify(images[i:i + batch_size])
+        classifier.run(images[:batch_size])  # warm-up
+        classify, _ = per_photo(lambda: [classifier.run(images[i:i + batch_size])
                                          for i in range(0, count, batch_size)])
         check, _ = per_photo(lambda: [tagging._known_location(p, "m", "photo.jpg.xmp")
                                       for p in photos])
@@ -121,10 +116,12 @@ def where_time_goes(model: str, batch_size: int, count: int = 64) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model file (default: train one on the tiny subset)")
+    parser.add_argument("--model",
+                        help="deployment file, .onnx (default: train one on the tiny subset)")
     parser.add_argument("--photos", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int,
+                        help="onnxruntime threads (default: its choice, one per core)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -136,7 +133,7 @@ def main() -> None:
         from landmarklib import recipes
 
         model = str(recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt"))
-    print(f"cores: {os.cpu_count()}, torch threads: {args.threads or 'default'}, "
+    print(f"cores: {os.cpu_count()}, onnxruntime threads: {args.threads or 'default'}, "
           f"load average before: {os.getloadavg()[0]:.2f}")
     for count in args.photos:
         command = [sys.executable, __file__, "--model", model, "--child", str(count),
@@ -147,11 +144,7 @@ def main() -> None:
         print(f"{count:5d} photos: {result['seconds']:6.1f} s, {result['photos_per_s']:5.1f} "
               f"photos/s; RSS after loading the model {result['rss_before_mib']:.0f} MiB, peak "
               f"growth during the run {result['peak_growth_mib']:.0f} MiB")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    steps = where_time_goes(model, args.batch_size)
+    steps = where_time_goes(model, args.batch_size, args.threads)
     print(f"step by step, ms per photo (decoded at {steps.pop('decoded_size')} px):")
     for step, ms in steps.items():
         print(f"  {step[:-3].replace('_', ' '):28s} {ms:7.2f}")

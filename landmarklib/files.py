@@ -1,11 +1,22 @@
 """Writing files so that a crash, a kill or a full disk never leaves half a file behind.
 
 Every file landmarklib writes (model files, checkpoints, cached features and statistics,
-reports, sidecars) goes through :func:`atomic_path`: the new content is written to a temporary
-file in the same folder, flushed to disk, then renamed over the target with :func:`os.replace`,
-which is atomic on POSIX and Windows. A reader therefore sees either the old file or the whole
-new one, never a mixture; if writing fails, the temporary file is removed and the old file
-stays as it was.
+reports, maps, XMP sidecars) goes through :func:`atomic_path`: the new content is written to a
+temporary file in the same folder (so the rename cannot cross file systems), then renamed over
+the target with :func:`os.replace`, which is atomic on POSIX and Windows. A reader therefore
+sees either the old file or the whole new one, never a mixture; if writing fails, the temporary
+file is removed and the old file stays as it was.
+
+The temporary file is hidden and named ``.<name>.<process id>-<random>.tmp``: unique to each
+writer (threads and processes writing the same target never share one), and telling which
+process made it. A process killed between the two steps (``kill -9``, a power cut) can leave
+it behind, never a half-written target; :func:`is_abandoned` tells such a leftover from a file
+another process is still writing.
+
+``durable=True`` (the default) also flushes the data to the disk before the rename, so that
+after a power cut the file is the old or the new one, not empty. Many small files written in a
+row (sidecars, one per photo) may skip it: the rename alone already makes each write atomic for
+every other process and across a crash of this one.
 
 This module uses the standard library only.
 """
@@ -15,15 +26,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json"]
+__all__ = ["atomic_path", "write_json", "write_text", "is_abandoned", "ABANDONED_AFTER_S"]
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-\w+\.tmp$")
+
+#: Where a process id cannot be checked (Windows), a temporary file older than this (seconds)
+#: is taken as abandoned: a write takes milliseconds.
+ABANDONED_AFTER_S = 600
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """A temporary path to write to; on success it replaces ``path`` in one step.
 
     Example::
@@ -31,12 +50,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with atomic_path("model.pt") as tmp:
             torch.save(record, tmp)
 
-    The temporary file lives in the same folder as ``path`` (so the rename never crosses file
-    systems), under a unique hidden name, so that threads and processes writing at the same
-    time never share one. Missing folders are created.
-
     Args:
-        path: the file to write.
+        path: the file to write (missing folders are created).
+        durable: flush the data to the disk before the rename (see the module's documentation).
 
     Yields:
         The temporary file's path (the file exists and is empty; overwrite it).
@@ -46,13 +62,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
+                                    suffix=".tmp")
     os.close(handle)
     tmp = Path(name)
     try:
         yield tmp
-        with open(tmp, "rb+") as written:  # flush the data to disk before the rename
-            os.fsync(written.fileno())
+        if durable:
+            with open(tmp, "rb+") as written:
+                os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -67,7 +85,36 @@ def write_json(path: str | os.PathLike, data, indent: int | None = 1) -> Path:
     Raises:
         TypeError: ``data`` holds something JSON cannot represent (nothing is written).
     """
-    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return write_text(path, json.dumps(data, indent=indent, ensure_ascii=False))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8, line endings as given) to ``path`` atomically; returns the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")
     return Path(path)
+
+
+def is_abandoned(path: str | os.PathLike) -> bool:
+    """True for a temporary file of :func:`atomic_path` whose writer is gone.
+
+    On POSIX the writer is gone when no process has the id in the name (a recycled id keeps
+    the file, which is safe); elsewhere, when the file is older than :data:`ABANDONED_AFTER_S`.
+    This process's files, and any file not named like a temporary file, are never abandoned.
+    """
+    path = Path(path)
+    match = _TEMPORARY.match(path.name)
+    if match is None or int(match["pid"]) == os.getpid():
+        return False
+    if os.name == "posix":
+        try:
+            os.kill(int(match["pid"]), 0)  # signal 0 only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except (PermissionError, OverflowError):
+            return False
+        return False
+    try:
+        return time.time() - path.stat().st_mtime > ABANDONED_AFTER_S
+    except OSError:
+        return False

@@ -63,10 +63,12 @@ def find_photos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     """The photos among and under ``paths``, one at a time, in a stable (sorted) order.
 
     A file named directly is yielded whatever its name (whoever named it wants it tried, and
-    :func:`open_image` says what is wrong with it). Inside a folder, every level down, only
-    files that pass :func:`is_image_file` are yielded; hidden files and folders (names starting
-    with ``.``) are skipped, symbolic links to folders are not followed (no loops), and a
-    symbolic link to a file is followed only if the file lies inside the folder given.
+    :func:`open_image` says what is wrong with it). Inside a folder, every level down (a
+    folder's photos, then its folders', in name order), only files that pass
+    :func:`is_image_file` are yielded; hidden files and folders (names starting with ``.``) are
+    skipped, symbolic links to folders are not followed (no loops), a symbolic link to a file
+    is followed only if the file lies inside the folder given, and a folder reached twice
+    (folders given inside each other) is walked once.
 
     Args:
         paths: files and folders.
@@ -75,6 +77,7 @@ def find_photos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
         :class:`~pathlib.Path` objects; a path that does not exist is yielded as it is, so
         that the caller reports it like any other unusable file.
     """
+    walked: set[tuple[int, int]] = set()
     for given in paths:
         root = Path(given)
         if not root.is_dir():
@@ -82,6 +85,11 @@ def find_photos(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             continue
         inside = root.resolve()
         for folder, subfolders, files in os.walk(root):
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in walked:
+                subfolders[:] = []
+                continue
+            walked.add((info.st_dev, info.st_ino))
             subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
             for name in sorted(files):
                 path = Path(folder) / name

@@ -18,6 +18,7 @@ process costs the import of onnxruntime, NumPy and PIL, not PyTorch's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import os
@@ -88,6 +89,7 @@ class Predictor:
         input_size, mean, std, resize_ratio: the preprocessing the model was trained with.
         precision, metrics: what it was trained in, and its measured test numbers.
         providers: the execution providers the session uses, e.g. ``["CPUExecutionProvider"]``.
+        model_id: the file's name and content hash.
 
     Raises:
         ValueError: the file is not a readable ONNX model, or lacks landmarklib's metadata
@@ -111,6 +113,9 @@ class Predictor:
                              f"({str(error).splitlines()[0][:200]})") from None
         self.providers = self.session.get_providers()
         self._read_metadata(self.session.get_modelmeta().custom_metadata_map)
+        #: Names the model by its content (``"<file name>@sha256:<12 hex digits>"``): a model
+        #: retrained under the same name is a new model. XMP sidecars record it.
+        self.model_id = f"{self.path.name}@sha256:{_sha256(self.path)[:12]}"
 
     def _read_metadata(self, raw: dict[str, str]) -> None:
         try:
@@ -169,6 +174,14 @@ def ranked(probabilities: np.ndarray, names: Sequence[str], k: int) -> list[tupl
     (ties in class-id order)."""
     best = np.argsort(-probabilities, kind="stable")[:operator.index(k)]
     return [(names[i], float(probabilities[i])) for i in best]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_k(k: int, n_classes: int) -> None:

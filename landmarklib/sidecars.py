@@ -50,11 +50,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import exiv2
-
-from landmarklib.atomic import atomic_path
+from landmarklib.files import atomic_path
 from landmarklib.places import Place
+
+if TYPE_CHECKING:  # exiv2 is imported by the functions that read or write a sidecar, so that
+    import exiv2  # the command line starts without it
 
 #: The project's XMP namespace (URI) and the prefix it is written with.
 NAMESPACE = "https://github.com/landmarklib/ns/1.0/"
@@ -157,8 +159,10 @@ class SidecarInfo:
 def sidecar_path(photo: str | os.PathLike, naming: str = DEFAULT_NAMING) -> Path:
     """The sidecar of ``photo`` under a naming convention (see :data:`NAMINGS`).
 
-    >>> sidecar_path("trip/IMG_1.JPG").as_posix(), sidecar_path("trip/IMG_1.JPG", "photo.xmp").as_posix()
-    ('trip/IMG_1.JPG.xmp', 'trip/IMG_1.xmp')
+    >>> sidecar_path("trip/IMG_1.JPG").as_posix()
+    'trip/IMG_1.JPG.xmp'
+    >>> sidecar_path("trip/IMG_1.JPG", "photo.xmp").as_posix()
+    'trip/IMG_1.xmp'
 
     Raises:
         ValueError: an unknown naming.
@@ -244,7 +248,7 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
     class without a place removes an earlier answer's location), keywords are merged, and a
     keyword this project added for an earlier answer is taken out. Every other property is kept.
     The file is written to a temporary file in the same folder and renamed over ``path``
-    (:func:`landmarklib.atomic.atomic_path`): it is never half-written. Check first whether the
+    (:func:`landmarklib.files.atomic_path`): it is never half-written. Check first whether the
     photo already has a location (:func:`read_sidecar`): this function overwrites one.
 
     Args:
@@ -259,6 +263,8 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
             cannot write the new one.
         OSError: the folder is not writable.
     """
+    import exiv2
+
     path = Path(path)
     _register_namespace()
     xmp = _read_xmp(path) if path.exists() else exiv2.XmpData()
@@ -273,7 +279,8 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
                         ("TaggedAt", stamp)):
         xmp[f"Xmp.{PREFIX}.{name}"] = value
     xmp["Xmp.xmp.MetadataDate"] = stamp
-    with atomic_path(path) as tmp, _exiv2_errors(path, "cannot be written by exiv2"):
+    writing = _exiv2_errors(path, "cannot be written by exiv2")
+    with atomic_path(path, durable=False) as tmp, writing:
         image = exiv2.ImageFactory.create(exiv2.ImageType.xmp, str(tmp))
         image.setXmpData(xmp)
         image.writeMetadata()
@@ -286,6 +293,8 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
 @functools.cache
 def _register_namespace() -> None:
     """Start exiv2's XMP Toolkit and register the project's namespace (once per process)."""
+    import exiv2
+
     exiv2.XmpParser.initialize()
     exiv2.XmpProperties.registerNs(NAMESPACE, PREFIX)
 
@@ -311,6 +320,8 @@ def _exiv2_errors(path: Path, what: str) -> Iterator[None]:
     python-exiv2 sends to the ``exiv2`` logger, and returns no properties (merging into that
     would lose the file); a failed encoding leaves a packet header alone in the file.
     """
+    import exiv2
+
     _register_namespace()
     handler, logger = _Collect(), logging.getLogger("exiv2")
     logger.addHandler(handler)
@@ -325,6 +336,8 @@ def _exiv2_errors(path: Path, what: str) -> Iterator[None]:
 
 
 def _read_xmp(path: Path) -> exiv2.XmpData:
+    import exiv2
+
     with _exiv2_errors(path, "is not an XMP sidecar exiv2 can read"):
         image = exiv2.ImageFactory.open(str(path))
         image.readMetadata()
@@ -339,6 +352,8 @@ def _erase(xmp: exiv2.XmpData, key: str) -> None:
 
 
 def _set_location(xmp: exiv2.XmpData, name: str, place: Place) -> None:
+    import exiv2
+
     latitude = gps_coordinate(place.latitude, "latitude")
     longitude = gps_coordinate(place.longitude, "longitude")
     xmp["Xmp.exif.GPSVersionID"] = "2.2.0.0"
@@ -388,6 +403,8 @@ def _bag(xmp: exiv2.XmpData, key: str) -> list[str]:
 
 def _set_bag(xmp: exiv2.XmpData, key: str, items: list[str], seq: bool = False) -> None:
     """Replace an XMP array by ``items`` (removed when empty)."""
+    import exiv2
+
     _erase(xmp, key)
     if items:
         value = exiv2.XmpArrayValue(exiv2.TypeId.xmpSeq if seq else exiv2.TypeId.xmpBag)

@@ -1,7 +1,7 @@
 """The report of a tagging run (:func:`landmarklib.tagging.tag_paths`): a CSV table, GeoJSON
 and an HTML map.
 
-Each is written atomically (:func:`landmarklib.atomic.write_text_atomically`), one row per photo
+Each is written atomically (:func:`landmarklib.files.write_text`), one row per photo
 sorted by file, with the columns of :data:`COLUMNS`.
 
 * CSV by Python's :mod:`csv` module (spreadsheets open it; UTF-8 with a byte-order mark, so that
@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from landmarklib.atomic import write_text_atomically
+from landmarklib.files import write_text
 from landmarklib.images import ImageError, open_image
 from landmarklib.tagging import ALREADY_TAGGED, TAGGED, TagRow
 
@@ -64,7 +64,7 @@ def write_csv(rows: Iterable[TagRow], path: str | os.PathLike) -> Path:
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in record.items()}
                      for record in report_rows(rows))
-    return write_text_atomically(path, "\ufeff" + buffer.getvalue())
+    return write_text(path, "\ufeff" + buffer.getvalue())
 
 
 def geojson(rows: Iterable[TagRow]) -> dict:
@@ -81,7 +81,7 @@ def geojson(rows: Iterable[TagRow]) -> dict:
 def write_geojson(rows: Iterable[TagRow], path: str | os.PathLike) -> Path:
     """Write :func:`geojson` to ``path`` (UTF-8). Returns ``path``; raises OSError."""
     text = json.dumps(geojson(rows), ensure_ascii=False, indent=1)
-    return write_text_atomically(path, text + "\n")
+    return write_text(path, text + "\n")
 
 
 @dataclasses.dataclass
@@ -143,7 +143,7 @@ def tag_map(rows: Iterable[TagRow], thumbnails: int = THUMBNAILS):
 def write_map(rows: Iterable[TagRow], path: str | os.PathLike,
               thumbnails: int = THUMBNAILS) -> Path:
     """Write :func:`tag_map` as one HTML file. Returns ``path``; raises OSError."""
-    return write_text_atomically(path, tag_map(rows, thumbnails).get_root().render())
+    return write_text(path, tag_map(rows, thumbnails).get_root().render())
 
 
 def _thumbnail_html(file: str) -> str:

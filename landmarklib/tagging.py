@@ -17,35 +17,32 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
 A location written by this project for another model is not "a location": the photo is tagged
 again, unless its coordinates were edited since (then it is the user's, and left alone).
 
-The photos are only ever read. The walk is streamed and the memory flat however large the
-library: a thread pool decodes the next photos (:func:`landmarklib.images.open_image`, JPEG
-draft decoding) while the model classifies a batch; at most two batches of decoded photos exist
-at a time. Which files are photos is :func:`landmarklib.images.is_image_file`'s rule; hidden
-files and folders are skipped, symbolic links inside the folders are not followed (a link
-cannot lead the walk out of the folders given, nor round in a loop).
+The photos are only ever read. The walk (:func:`landmarklib.images.find_photos`: the project's
+one rule for which files are photos; hidden files and folders skipped; symbolic links never
+followed out of the folders given, nor round in a loop) is streamed, and so is classification
+(:func:`landmarklib.inference.classify_photos`: threads decode the next photos while the
+network classifies a batch), so memory stays flat however large the library.
 
-The model is anything with the shape of :class:`Classifier`, so that tagging does not depend on
-how a model runs: :func:`classifier_from_predictor` wraps today's PyTorch
-:class:`landmarklib.inference.Predictor`.
+The model is a deployment file run by ONNX Runtime (:class:`landmarklib.inference.Predictor`);
+its ``model_id`` (the file's name and a hash of its content) is what the sidecars record.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
+import glob
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from landmarklib import sidecars
-from landmarklib.atomic import is_abandoned
-from landmarklib.images import ImageError, is_image_file, open_image
+from landmarklib.files import is_abandoned
+from landmarklib.images import find_photos
+from landmarklib.inference import classify_photos
 from landmarklib.places import place_for
 from landmarklib.sidecars import DEFAULT_NAMING, NAMINGS, SidecarError, SidecarInfo
 
@@ -59,51 +56,6 @@ STATUSES = (TAGGED, NOT_SURE, HAS_LOCATION, ALREADY_TAGGED, FAILED)
 TAG_THRESHOLD = 0.5
 
 _GPS_IFD, _GPS_LATITUDE, _GPS_LONGITUDE = 0x8825, 2, 4
-
-
-@dataclass
-class Classifier:
-    """What tagging needs from a model, however it runs (PyTorch today, ONNX Runtime soon).
-
-    Attributes:
-        classify: RGB PIL images (a list of N) -> class probabilities, a numpy float32 array
-            ``(N, C)`` whose rows sum to 1.
-        class_names: C display names, in class-id order (``"Eiffel Tower"``).
-        class_folders: C class folders, in class-id order (``"16.Eiffel_Tower"``); the place of
-            a class is looked up by folder (:func:`landmarklib.places.place_for`).
-        model_id: names the model in the sidecars; a run skips photos tagged by the same id
-            (:func:`model_id` makes one from a model file).
-        input_size: the model's input side (pixels): photos are decoded at least this large.
-    """
-
-    classify: Callable[[list[Image.Image]], np.ndarray]
-    class_names: Sequence[str]
-    class_folders: Sequence[str]
-    model_id: str
-    input_size: int = 224
-
-
-def model_id(path: str | os.PathLike) -> str:
-    """``"<file name>@sha256:<first 12 hex digits>"``: names a model file by its content, so a
-    retrained model under the same name is a new model."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return f"{path.name}@sha256:{digest.hexdigest()[:12]}"
-
-
-def classifier_from_predictor(predictor) -> Classifier:
-    """A :class:`Classifier` over a :class:`landmarklib.inference.Predictor` (from
-    :func:`landmarklib.inference.get_predictor`): its ``probabilities`` (a torch tensor) as numpy,
-    its model file's :func:`model_id`."""
-    saved = predictor.saved
-    return Classifier(
-        classify=lambda images: predictor.probabilities(images).numpy(),
-        class_names=list(predictor.class_names), class_folders=list(saved.class_folders),
-        model_id=model_id(saved.path) if saved.path else "unsaved-model",
-        input_size=saved.input_size)
 
 
 @dataclass
@@ -149,73 +101,23 @@ class TagSummary:
         return text + (" (dry run: nothing written)" if self.dry_run else "")
 
 
-# ------------------------------------------------------------------------------------ the walk
-
-
-def walk_photos(paths: Iterable[str | os.PathLike],
-                leftovers: list[Path] | None = None) -> Iterator[Path]:
-    """The photos under ``paths``, streamed (folders in name order, depth first).
-
-    Args:
-        paths: folders (walked recursively; a folder given that is a link is followed) and
-            files (yielded as given, photo or not, even missing: opening them says what is
-            wrong).
-        leftovers: if a list, abandoned temporary sidecars met on the way
-            (:func:`landmarklib.atomic.is_abandoned`) are appended to it.
-
-    Yields:
-        Paths of photos (:func:`landmarklib.images.is_image_file`). Hidden files and folders
-        (name starting with ``.``) are skipped, symbolic links inside folders are not followed,
-        and a folder reached twice (nested ``paths``) is walked once.
-    """
-    seen: set[tuple[int, int]] = set()
-    for given in paths:
-        given = Path(given)
-        if not given.is_dir():
-            yield given
-            continue
-        stack = [given]
-        while stack:
-            folder = stack.pop()
-            try:
-                info = folder.stat()
-                entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-            except OSError:
-                continue  # unreadable folder: nothing in it can be tagged
-            if (info.st_dev, info.st_ino) in seen:
-                continue
-            seen.add((info.st_dev, info.st_ino))
-            folders = []
-            for entry in entries:
-                if entry.name.startswith("."):
-                    if leftovers is not None and entry.name.endswith(".tmp") and \
-                            ".xmp." in entry.name and is_abandoned(entry.path):
-                        leftovers.append(Path(entry.path))
-                elif entry.is_dir(follow_symlinks=False):
-                    folders.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False) and is_image_file(entry.name):
-                    yield Path(entry.path)
-            stack.extend(reversed(folders))
-
-
 # ------------------------------------------------------------------------------------- the run
 
 
-def tag_paths(paths: Iterable[str | os.PathLike], classifier: Classifier, *,
+def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
               threshold: float = TAG_THRESHOLD, naming: str = DEFAULT_NAMING,
               dry_run: bool = False, batch_size: int = 16, workers: int = 2,
               progress: bool = True, summary: TagSummary | None = None) -> TagSummary:
     """Tag every photo under ``paths`` (see this module's docstring for what happens to each).
 
     Args:
-        paths: folders and photo files (see :func:`walk_photos`).
-        classifier: the model (:class:`Classifier`; :func:`classifier_from_predictor`).
+        paths: folders and photo files (see :func:`landmarklib.images.find_photos`).
+        predictor: the model, a :class:`landmarklib.inference.Predictor` (or anything with its
+            ``run``, ``input_size``, ``class_names``, ``class_folders`` and ``model_id``).
         threshold: least top-1 probability to write a sidecar (0-1).
         naming: the sidecar naming, one of :data:`landmarklib.sidecars.NAMINGS`.
-        dry_run: write nothing (no sidecar; abandoned temporary files are left too); the
-            summary says what would have been done.
-        batch_size: photos classified at once.
-        workers: threads decoding photos meanwhile.
+        dry_run: write nothing; the summary says what would have been done.
+        batch_size, workers: photos classified at once; threads decoding photos meanwhile.
         progress: show a tqdm progress bar (photos finished, per status).
         summary: a :class:`TagSummary` to fill in as the run goes, so that a caller that
             catches ``KeyboardInterrupt`` still has the rows of the photos finished.
@@ -224,47 +126,48 @@ def tag_paths(paths: Iterable[str | os.PathLike], classifier: Classifier, *,
         The summary: one :class:`TagRow` per photo.
 
     Raises:
-        ValueError: a threshold outside [0, 1], an unknown naming, or a classifier whose
-            answer does not have the shape ``(N, C)``.
+        ValueError: a threshold outside [0, 1], or an unknown naming.
     """
     if not 0 <= threshold <= 1:
         raise ValueError(f"the threshold is a probability, from 0 to 1; got {threshold}")
     if naming not in NAMINGS:
         raise ValueError(f"unknown sidecar naming {naming!r}: choose one of {', '.join(NAMINGS)}")
+    from tqdm.auto import tqdm  # here, not at import: the command line starts faster
+
     summary = summary if summary is not None else TagSummary()
     summary.dry_run = dry_run
-    leftovers: list[Path] = []
-    pending: collections.deque[tuple[Path, Future]] = collections.deque()
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="landmarklib-decode")
     with tqdm(unit="photo", desc="Tagging", disable=not progress) as bar:
         def finish(row: TagRow) -> None:
             summary.add(row)
             bar.update(1)
             bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in summary.counts.items() if n))
 
-        try:
-            for photo in walk_photos(paths, leftovers):
-                known = _known_location(photo, classifier.model_id, naming)
-                if known is not None:
+        def to_classify() -> Iterator[Path]:  # runs in this thread, as classify_photos asks
+            for photo in find_photos(paths):
+                known = _known_location(photo, predictor.model_id, naming)
+                if known is None:
+                    yield photo
+                else:
                     finish(known)
-                    continue
-                pending.append((photo, pool.submit(_load, photo, classifier.input_size)))
-                if len(pending) >= 2 * batch_size:  # decoding runs a batch ahead
-                    _classify(pending, batch_size, classifier, threshold, naming, dry_run, finish)
-            while pending:
-                _classify(pending, batch_size, classifier, threshold, naming, dry_run, finish)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    if not dry_run:
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
+
+        for answer in classify_photos(to_classify(), predictor, batch_size, workers):
+            if answer.error is not None:
+                finish(TagRow(str(answer.path), FAILED, reason=getattr(
+                    answer.error, "reason", str(answer.error))))
+            else:
+                finish(_decide(answer.path, answer.probabilities, predictor, threshold, naming,
+                               dry_run))
     return summary
 
 
 def _known_location(photo: Path, model: str, naming: str) -> TagRow | None:
-    """The row of a photo whose sidecars settle it (already tagged, has a location, or a
-    sidecar that cannot be read); ``None`` if it must be classified. Both namings are read:
+    """The row of a photo whose EXIF or sidecars settle it (has a location, already tagged, or
+    a sidecar that cannot be read); ``None`` if it must be classified. Both namings are read:
     a location in either is a location."""
+    found = _exif_gps(photo)
+    if found is not None:
+        return TagRow(str(photo), HAS_LOCATION, latitude=found[0], longitude=found[1],
+                      reason="GPS coordinates in the photo's EXIF")
     for path in _sidecars_of(photo, naming):
         if not path.is_file():
             continue
@@ -303,14 +206,6 @@ def _written_by_us(info: SidecarInfo) -> bool:
             and abs(info.longitude - place.longitude) < 1e-6)
 
 
-def _load(photo: Path, input_size: int) -> Image.Image | tuple[float | None, float | None]:
-    """In a worker thread: the photo decoded (:func:`landmarklib.images.open_image`), or, if its
-    EXIF holds GPS coordinates, ``(latitude, longitude)`` from there instead (``None`` for a
-    value that cannot be read). Raises ImageError or OSError."""
-    found = _exif_gps(photo)
-    return found if found is not None else open_image(photo, short_side=input_size)
-
-
 def _exif_gps(photo: Path) -> tuple[float | None, float | None] | None:
     """``(latitude, longitude)`` in degrees if the photo's EXIF GPS directory holds both (PIL
     reads the file's header only), else ``None``."""
@@ -334,44 +229,12 @@ def _exif_degrees(value, reference) -> float | None:
     return -degrees if str(reference).strip().upper() in ("S", "W") else degrees
 
 
-def _classify(pending: collections.deque, batch_size: int, classifier: Classifier,
-              threshold: float, naming: str, dry_run: bool,
-              finish: Callable[[TagRow], None]) -> None:
-    """Take the next batch of photos off ``pending`` (waiting for them to be decoded), classify
-    those that need it, write their sidecars."""
-    photos, images = [], []
-    batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-    for photo, future in batch:
-        try:
-            image = future.result()
-        except ImageError as error:
-            finish(TagRow(str(photo), FAILED, reason=error.reason))
-            continue
-        except OSError as error:  # e.g. permission denied
-            finish(TagRow(str(photo), FAILED, reason=error.strerror or str(error)))
-            continue
-        if isinstance(image, tuple):
-            finish(TagRow(str(photo), HAS_LOCATION, latitude=image[0], longitude=image[1],
-                          reason="GPS coordinates in the photo's EXIF"))
-        else:
-            photos.append(photo)
-            images.append(image)
-    if not images:
-        return
-    probabilities = np.asarray(classifier.classify(images))
-    if probabilities.shape != (len(images), len(classifier.class_names)):
-        raise ValueError(f"the classifier answered {probabilities.shape} for {len(images)} photos "
-                         f"and {len(classifier.class_names)} classes")
-    for photo, row in zip(photos, probabilities):
-        finish(_decide(photo, row, classifier, threshold, naming, dry_run))
-
-
-def _decide(photo: Path, probabilities: np.ndarray, classifier: Classifier, threshold: float,
+def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
             naming: str, dry_run: bool) -> TagRow:
     """Tag one classified photo (or not), and say so in its report row."""
     top = int(np.argmax(probabilities))
     probability = float(probabilities[top])
-    folder, name = classifier.class_folders[top], classifier.class_names[top]
+    folder, name = predictor.class_folders[top], predictor.class_names[top]
     place = place_for(folder) or place_for(name)
     name = place.name if place else name
     row = TagRow(str(photo), NOT_SURE, name, probability)
@@ -386,9 +249,13 @@ def _decide(photo: Path, probabilities: np.ndarray, classifier: Classifier, thre
     if dry_run:
         row.reason = "; ".join(filter(None, [row.reason, "dry run: nothing written"]))
         return row
+    target = _target(photo, naming)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if is_abandoned(leftover):  # a temporary file of a run that was killed
+            leftover.unlink(missing_ok=True)
     try:
-        sidecars.write_sidecar(_target(photo, naming),
-                               sidecars.Tag(name, folder, probability, classifier.model_id, place))
+        sidecars.write_sidecar(target,
+                               sidecars.Tag(name, folder, probability, predictor.model_id, place))
     except (SidecarError, OSError) as error:
         return TagRow(str(photo), FAILED, name, probability,
                       reason=f"the sidecar cannot be written: {error}")

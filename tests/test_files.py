@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
 
-from landmarklib.files import atomic_path, write_json
+from landmarklib.files import atomic_path, is_abandoned, write_json, write_text
 
 
 def test_atomic_path_replaces_the_file_in_one_step(tmp_path):
@@ -52,3 +53,24 @@ def test_write_json_keeps_unicode_and_refuses_what_json_cannot_hold(tmp_path):
         write_json(tmp_path / "b.json", {"bad": object()})
     assert not (tmp_path / "b.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_write_text_keeps_line_endings_and_unicode(tmp_path):
+    path = write_text(tmp_path / "été.txt", "ünïcode\r\nlines\n")
+    assert path.read_bytes() == "ünïcode\r\nlines\n".encode()
+
+
+def test_temporary_files_name_their_process_and_leftovers_are_recognised(tmp_path):
+    target = tmp_path / "a.jpg.xmp"
+    with atomic_path(target, durable=False) as tmp:
+        assert tmp.name.startswith(f".a.jpg.xmp.{os.getpid()}-") and tmp.suffix == ".tmp"
+        assert not is_abandoned(tmp)  # this process is still writing it
+        tmp.write_text("x")
+    dead = tmp_path / ".a.jpg.xmp.4194999-abc123.tmp"  # above Linux's largest process id
+    parent = tmp_path / f".a.jpg.xmp.{os.getppid()}-abc123.tmp"
+    for path in (dead, parent):
+        path.write_text("x")
+    assert not is_abandoned(parent) and not is_abandoned(target)
+    assert not is_abandoned(tmp_path / ".a.tmp")
+    if os.name == "posix":
+        assert is_abandoned(dead)

@@ -144,3 +144,19 @@ def test_find_photos_walks_folders_in_order(tmp_path):
     # A file named directly is yielded whatever it is; so is a missing one.
     named = list(images.find_photos([root / "notes.txt", tmp_path / "missing.jpg"]))
     assert named == [root / "notes.txt", tmp_path / "missing.jpg"]
+
+
+def test_find_photos_in_a_photo_library(tmp_path):
+    from test_tagging import EXPECTED, make_library
+
+    library = make_library(tmp_path)
+    walked = [p.relative_to(library).as_posix() for p in images.find_photos([library])]
+    assert walked == [  # a folder's photos, then its folders', in name order
+        "broken.jpg", "faces.png", "fog.jpg", "located.jpg", "phone.jpg", "rated.jpg",
+        "2019/truncated.jpg", "2019/paris/eiffel_1.jpg", "2019/paris/eiffel_2.JPG",
+        "2019/sf/golden gate.jpg", "Türkiye ☀/köprü İstanbul.jpg"]
+    # Files given are yielded as given (a missing one too); a nested folder is walked once.
+    given = [library / "notes.txt", tmp_path / "missing.jpg", library, library / "2019"]
+    walked = list(images.find_photos(given))
+    assert walked[:2] == [library / "notes.txt", tmp_path / "missing.jpg"]
+    assert len(walked) == 2 + len(EXPECTED)

@@ -57,7 +57,8 @@ def test_sidecar_path(photo, naming, expected):
 
 
 def test_default_naming_and_unknown_naming():
-    assert sidecars.DEFAULT_NAMING == "photo.jpg.xmp" and sidecars.DEFAULT_NAMING in sidecars.NAMINGS
+    assert sidecars.DEFAULT_NAMING == "photo.jpg.xmp"
+    assert sidecars.DEFAULT_NAMING in sidecars.NAMINGS
     with pytest.raises(ValueError, match="photo.jpg.xmp, photo.xmp"):
         sidecar_path("a.jpg", "lightroom")
 

@@ -1,0 +1,62 @@
+"""The ``landmarklib`` command.
+
+    landmarklib download                         # the real dataset, into the cache folder
+    landmarklib check [--data DIR]               # layout report (decodes every photo)
+    landmarklib train transfer [--data DIR] [--members 2] [--out FILE.pt] [--precision P]
+    landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
+    landmarklib export MODEL.pt...               # the deployment file (.onnx) tagging uses
+    landmarklib evaluate [--model FILE.onnx] [--data DIR]
+    landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE.onnx]
+    landmarklib tag PHOTO_OR_FOLDER... [--threshold P] [--dry-run] [--report FILE.csv]
+                    [--geojson FILE] [--map FILE.html] [--sidecar NAMING] [--model FILE.onnx]
+    landmarklib make-student OUT_DIR [--notebooks DIR]   # student versions of the notebooks
+
+The commands live by subject: :mod:`~landmarklib.cli.dataset` (download, check),
+:mod:`~landmarklib.cli.training` (train, export, evaluate), :mod:`~landmarklib.cli.tagging`
+(predict, tag) and :mod:`~landmarklib.cli.classroom` (make-student). Each handler imports what
+it needs when it runs, so that ``landmarklib predict`` and ``landmarklib tag`` never import
+torch.
+
+Exit status: 0 on success; 1 when something went wrong (stderr says what; with ``predict`` and
+``tag``, the other photos are still done); 2 for a command line that makes no sense; 130 after
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from landmarklib.cli import classroom, dataset, tagging, training
+from landmarklib.images import ImageError
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="landmarklib",
+        description="Download, check, train, evaluate, export and tag landmarks in photos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for subject in (dataset, training, tagging, classroom):
+        subject.add_parsers(commands)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (OSError, ValueError, ImageError, RuntimeError) as error:
+        # OSError covers missing files, folders given for files, and failed downloads.
+        if isinstance(error, BrokenPipeError):  # e.g. `landmarklib predict DIR | head -1`
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
+            return 0
+        print(f"landmarklib {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"landmarklib {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
