@@ -4,14 +4,16 @@ Run it (the Gradio extra is not part of the core package)::
 
     pip install -e ".[web]"
     python app.py                      # then open http://127.0.0.1:7860
-    python app.py --model my_model.pt --port 8000
+    python app.py --model my_model.onnx --port 8000
 
 This file sits at the repository root because that is where a Hugging Face Space looks for
 ``app.py``; a Space sets ``GRADIO_SERVER_NAME=0.0.0.0``, which this app honours.
 
-It uses the same predictor as everything else (:func:`landmarklib.inference.get_predictor`, the
-model file read once), and passes Gradio the uploaded file itself, so its answers are exactly
-those of :func:`landmarklib.inference.predict_landmarks` for the same photo. The model file is
+It uses the same predictor as everything else (:func:`landmarklib.inference.get_predictor`: the
+deployment file, read once, run by ONNX Runtime; torch is never imported), and opens the
+uploaded file itself, so its answers are exactly those of
+:func:`landmarklib.inference.predict_landmarks` for the same photo. A photo the model is sure of
+also gets its XMP sidecar, to download (:func:`landmarklib.tagging.sidecar_for`). The model file is
 found as :func:`landmarklib.inference.model_path` finds it: ``--model``, else
 ``$LANDMARKLIB_MODEL``, else where notebook 03 and ``landmarklib train`` save it.
 
@@ -29,10 +31,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 
 from landmarklib.app import MAX_K  # noqa: E402
-from landmarklib.data import tiny_data_root  # noqa: E402
-from landmarklib.images import ImageError  # noqa: E402
-from landmarklib.inference import get_predictor, predict_with_probabilities  # noqa: E402
+from landmarklib.data.locate import tiny_data_root  # noqa: E402
+from landmarklib.images import ImageError, open_image  # noqa: E402
+from landmarklib.inference import get_predictor, ranked  # noqa: E402
 from landmarklib.places import place_for  # noqa: E402
+from landmarklib.tagging import sidecar_for  # noqa: E402
 
 #: One test photo of each landmark in the tiny subset shipped with the package.
 EXAMPLES = [sorted(folder.glob("*.jpg"))[0]
@@ -40,21 +43,27 @@ EXAMPLES = [sorted(folder.glob("*.jpg"))[0]
 
 
 def classify(image_path: str | None, k: int, model: str | os.PathLike | None = None
-             ) -> tuple[dict[str, float], str]:
-    """The ``k`` most likely landmarks of a photo, and where the most likely one is.
+             ) -> tuple[dict[str, float], str, str | None]:
+    """The ``k`` most likely landmarks of a photo, where the most likely one is, and the XMP
+    sidecar the photo would get in a library (:func:`landmarklib.tagging.sidecar_for`).
 
     Returns:
-        ``({landmark: probability}, sentence)``: what ``gr.Label`` and ``gr.Markdown`` show.
+        ``({landmark: probability}, sentence, sidecar file or None)``: what ``gr.Label``,
+        ``gr.Markdown`` and ``gr.File`` show.
     """
     if image_path is None:
         raise gr.Error("Upload a photo first.")
+    predictor = get_predictor(model)
     try:
-        top = predict_with_probabilities(image_path, int(k), model)
+        image = open_image(image_path, short_side=predictor.input_size)
     except ImageError as error:
         raise gr.Error(f"Cannot use {Path(error.path).name}: {error.reason}") from None
+    probabilities = predictor.probabilities([image])[0]
+    top = ranked(probabilities, predictor.class_names, int(k))
     place = place_for(top[0][0])
     where = f"The {place.name} is in {place.where} ([map]({place.map_url}))." if place else ""
-    return dict(top), where
+    sidecar = sidecar_for(Path(image_path).name, probabilities, predictor)
+    return dict(top), where, str(sidecar) if sidecar else None
 
 
 def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
@@ -74,6 +83,8 @@ def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
         outputs=[
             gr.Label(num_top_classes=most, label="Most likely landmarks"),
             gr.Markdown(label="Where"),
+            gr.File(label="XMP sidecar: put it next to your photo, photo managers read the "
+                          "place from it (only when the model is sure)"),
         ],
         examples=[[str(path), 3] for path in EXAMPLES],
         cache_examples=False,

@@ -26,19 +26,23 @@ web page by ``voila notebooks/app.ipynb`` (see docs/apps.md).
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
 from landmarklib.images import ImageError, image_from_bytes
-from landmarklib.inference import DEFAULT_THRESHOLD, Predictor, get_predictor
+from landmarklib.inference import DEFAULT_THRESHOLD, Predictor, get_predictor, ranked
 from landmarklib.places import Place, place_for
+from landmarklib.tagging import sidecar_for
 
 #: The slider goes up to this many landmarks (or the number the model knows, if fewer).
 MAX_K = 10
@@ -57,12 +61,16 @@ class PhotoResult:
         place: where the most likely landmark is (None if the landmark table does not know it,
             or for an unusable file).
         error: why the file could not be used (names the file), or None.
+        sidecar: the XMP sidecar this photo would get in a library
+            (:func:`landmarklib.tagging.sidecar_for`), offered as a download; None when the
+            model is not sure.
     """
 
     name: str
     top: list[tuple[str, float]]
     place: Place | None
     error: str | None = None
+    sidecar: Path | None = None
 
 
 class LandmarkApp:
@@ -98,7 +106,7 @@ class LandmarkApp:
         self.widget = widgets.VBox([widgets.HBox([self.upload, self.k]), self.cards])
         self.widget.add_class("landmark-app")
         self.results: list[PhotoResult] = []
-        self._photos: list[tuple[str, Image.Image | ImageError]] = []
+        self._photos: list[tuple[str, Image.Image | ImageError, np.ndarray | None]] = []
         self.upload.observe(lambda change: self.handle_upload(change["new"]), names="value")
         self.k.observe(lambda change: self.show(), names="value")
 
@@ -118,22 +126,23 @@ class LandmarkApp:
                 image = image_from_bytes(bytes(item["content"]), name=item["name"],
                                          short_side=self.predictor.input_size)
             except ImageError as error:
-                image = error
-            self._photos.append((item["name"], image))
+                self._photos.append((item["name"], error, None))
+                continue
+            self._photos.append((item["name"], image, self.predictor.probabilities([image])[0]))
         return self.show()
 
     def show(self) -> list[PhotoResult]:
-        """Classify the uploaded photos with the slider's ``k`` and redraw the cards."""
-        k = self.k.value
-        self.results = []
-        cards = []
-        for name, image in self._photos:
+        """Redraw the cards of the uploaded photos with the slider's ``k`` (the network ran
+        once per photo, at upload)."""
+        names, self.results, cards = self.predictor.class_names, [], []
+        for name, image, probabilities in self._photos:
             if isinstance(image, ImageError):
                 result = PhotoResult(name, [], None, error=str(image))
                 cards.append(error_card(result))
             else:
-                top = self.predictor.top_k(image, k)
-                result = PhotoResult(name, top, place_for(top[0][0]))
+                top = ranked(probabilities, names, self.k.value)
+                result = PhotoResult(name, top, place_for(top[0][0]),
+                                     sidecar=sidecar_for(name, probabilities, self.predictor))
                 cards.append(photo_card(image, result))
             self.results.append(result)
         self.cards.children = cards
@@ -210,10 +219,23 @@ def photo_card(image: Image.Image, result: PhotoResult) -> widgets.Widget:
     chart = widgets.Image(value=_figure_png(probability_chart(result.top)), format="png",
                           layout=keep_size)
     chart.add_class("landmark-chart")
-    title = widgets.HTML(f"<b>{html.escape(result.name)}</b><br>{where_text(result)}")
+    title = widgets.HTML(f"<b>{html.escape(result.name)}</b><br>{where_text(result)}"
+                         f"{sidecar_link(result.sidecar)}")
     text_and_chart = widgets.VBox([title, chart], layout=widgets.Layout(margin="0 0 0 12px"))
     return widgets.HBox([photo, text_and_chart],
                         layout=widgets.Layout(margin="8px 0", align_items="flex-start"))
+
+
+def sidecar_link(sidecar: Path | None) -> str:
+    """HTML: a link that downloads the photo's XMP sidecar (the file itself, in a ``data:``
+    URL, so it works in a notebook and in Voila alike), or nothing."""
+    if sidecar is None:
+        return ""
+    content = base64.b64encode(sidecar.read_bytes()).decode("ascii")
+    return (f'<br><a download="{html.escape(sidecar.name)}" '
+            f'href="data:application/rdf+xml;base64,{content}" '
+            'style="color:#1565c0;text-decoration:underline">Download the XMP sidecar</a> '
+            "(put it next to the photo: photo managers read the place from it)")
 
 
 def error_card(result: PhotoResult) -> widgets.Widget:

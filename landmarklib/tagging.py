@@ -229,14 +229,47 @@ def _exif_degrees(value, reference) -> float | None:
     return -degrees if str(reference).strip().upper() in ("S", "W") else degrees
 
 
+def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
+                threshold: float = TAG_THRESHOLD, naming: str = DEFAULT_NAMING) -> Path | None:
+    """The sidecar a photo would get, for a photo that is not in a library (an upload, in the
+    apps): written into a new temporary folder, for the user to download and put next to it.
+
+    Args:
+        photo_name: the photo's file name (``"IMG_0042.jpg"``); the sidecar is named after it.
+        probabilities: float ``(C,)``, the photo's class probabilities.
+        predictor: the model that gave them (its class names and folders, its ``model_id``).
+        threshold, naming: as in :func:`tag_paths`.
+
+    Returns:
+        The sidecar file, or ``None`` when the model is not sure (top-1 below ``threshold``).
+
+    Raises:
+        SidecarError: exiv2 could not write it.
+    """
+    import tempfile
+
+    tag = _tag_of(probabilities, predictor)
+    if tag.probability < threshold:
+        return None
+    path = sidecars.sidecar_path(Path(tempfile.mkdtemp(prefix="landmarklib-")) /
+                                 Path(photo_name).name, naming)
+    return sidecars.write_sidecar(path, tag)
+
+
+def _tag_of(probabilities: np.ndarray, predictor) -> sidecars.Tag:
+    """What would be written for a photo's top-1 class (the place's name where there is one)."""
+    top = int(np.argmax(probabilities))
+    folder, name = predictor.class_folders[top], predictor.class_names[top]
+    place = place_for(folder) or place_for(name)
+    return sidecars.Tag(place.name if place else name, folder, float(probabilities[top]),
+                        predictor.model_id, place)
+
+
 def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
             naming: str, dry_run: bool) -> TagRow:
     """Tag one classified photo (or not), and say so in its report row."""
-    top = int(np.argmax(probabilities))
-    probability = float(probabilities[top])
-    folder, name = predictor.class_folders[top], predictor.class_names[top]
-    place = place_for(folder) or place_for(name)
-    name = place.name if place else name
+    tag = _tag_of(probabilities, predictor)
+    name, probability, place = tag.name, tag.probability, tag.place
     row = TagRow(str(photo), NOT_SURE, name, probability)
     if probability < threshold:
         row.reason = f"top-1 probability below the threshold {threshold:g}"
@@ -254,8 +287,7 @@ def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
         if is_abandoned(leftover):  # a temporary file of a run that was killed
             leftover.unlink(missing_ok=True)
     try:
-        sidecars.write_sidecar(target,
-                               sidecars.Tag(name, folder, probability, predictor.model_id, place))
+        sidecars.write_sidecar(target, tag)
     except (SidecarError, OSError) as error:
         return TagRow(str(photo), FAILED, name, probability,
                       reason=f"the sidecar cannot be written: {error}")

@@ -54,6 +54,24 @@ def test_upload_shows_top_k_and_place_like_predict_landmarks(app, tiny_model_fil
     assert Image.open(io.BytesIO(chart.value)).format == "PNG"
 
 
+def test_a_sure_answer_offers_the_photos_xmp_sidecar(app):
+    import base64
+    import re
+
+    from landmarklib.sidecars import read_sidecar
+
+    browser_upload(app, {"eiffel.jpg": EIFFEL.read_bytes()})
+    result = app.results[0]
+    assert result.top[0][1] > 0.7  # the tiny model is sure of this photo (threshold 0.5)
+    assert result.sidecar.name == "eiffel.jpg.xmp"
+    info = read_sidecar(result.sidecar)
+    assert info.landmark == "Eiffel Tower" and info.city == "Paris"
+    title = app.cards.children[0].children[1].children[0].value
+    link = re.search(r'<a download="eiffel.jpg.xmp" href="data:application/rdf\+xml;base64,'
+                     r'([A-Za-z0-9+/=]+)"', title)
+    assert link and base64.b64decode(link[1]) == result.sidecar.read_bytes()
+
+
 def test_moving_the_slider_redraws_with_k_bars(app):
     browser_upload(app, {"eiffel.jpg": EIFFEL.read_bytes()})
     height_3 = chart_height(app)

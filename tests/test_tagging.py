@@ -395,3 +395,16 @@ def test_real_model_end_to_end(tiny_model_file, tmp_path, exiftool):
     assert right >= 14  # of 21 (chance: 3)
     assert {k: v for k, v in checksums(library).items() if not k.endswith(".xmp")} == before
     assert run([library], classifier).counts["already tagged"] == 21
+
+
+def test_sidecar_for_an_upload(tmp_path, exiftool):
+    predictor = colour_classifier()
+    sure = np.array([0.9, 0.05, 0.03, 0.02], dtype=np.float32)
+    sidecar = tagging.sidecar_for("holiday 1.JPG", sure, predictor)
+    assert sidecar.name == "holiday 1.JPG.xmp" and sidecar.parent != tmp_path
+    tags = exiftool([sidecar])[sidecar]
+    assert tags["XMP-exif:GPSLatitude"] == pytest.approx(place_for("16.Eiffel_Tower").latitude,
+                                                          abs=1e-5)
+    assert tags["XMP-landmarklib:Model"] == "colours@1"
+    assert tagging.sidecar_for("x.jpg", np.full(4, 0.25, dtype=np.float32), predictor) is None
+    assert tagging.sidecar_for("x.jpg", sure, predictor, naming="photo.xmp").name == "x.xmp"

@@ -289,7 +289,7 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     from gradio_client import Client, handle_file
 
     client = Client(gradio_url, verbose=False)
-    label, where = client.predict(handle_file(str(EIFFEL)), 3, api_name="/predict")
+    label, where, sidecar = client.predict(handle_file(str(EIFFEL)), 3, api_name="/predict")
 
     assert label["label"] == "Eiffel Tower"
     expected = inference.predict_with_probabilities(EIFFEL, 3, tiny_model_file)
@@ -297,8 +297,14 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     assert [c["confidence"] for c in label["confidences"]] == pytest.approx(
         [p for _, p in expected], abs=1e-6)
     assert where.startswith("The Eiffel Tower is in Paris, France ([map](https://www.openstreetm")
+    # The sidecar to download: for this photo, read back by the project's reader.
+    from landmarklib.sidecars import read_sidecar
 
-    label, _ = client.predict(handle_file(str(TREVI)), 5, api_name="/predict")
+    assert Path(sidecar).name == f"{EIFFEL.name}.xmp"
+    info = read_sidecar(sidecar)
+    assert info.landmark == "Eiffel Tower" and info.latitude == pytest.approx(48.8584, abs=1e-3)
+
+    label, _, _ = client.predict(handle_file(str(TREVI)), 5, api_name="/predict")
     assert label["label"] == "Trevi Fountain" and len(label["confidences"]) == 5
 
     cut_short = tmp_path / "cut_short.jpg"

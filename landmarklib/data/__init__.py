@@ -15,57 +15,41 @@ Read in this order, the modules follow the photos:
 6. :mod:`~landmarklib.data.resized`: smaller copies of large photos (:func:`resized_copy`).
 
 Every public name of those modules is importable from here: ``from landmarklib import data``
-then ``data.make_loaders(...)``.
+then ``data.make_loaders(...)``. Each is imported from its module when first used (below, the
+names and where they live), so that the torch-free parts (:mod:`~landmarklib.data.locate`) can
+be used without importing torch.
 """
 
-from landmarklib.cache import CACHE_ENV, cache_dir
-from landmarklib.data.layout import (
-    SPLITS,
-    LayoutReport,
-    check_layout,
-    class_folders,
-    class_names,
-    image_sizes,
-)
-from landmarklib.data.loaders import (
-    DecodedPhotos,
-    Loaders,
-    PhotoDataset,
-    collate_photos,
-    default_num_workers,
-    make_loaders,
-)
-from landmarklib.data.locate import (
-    DATA_ENV,
-    DATASET_URL,
-    TINY_ENV,
-    data_root,
-    download_landmarks,
-    tiny_data_root,
-    tiny_mode,
-)
-from landmarklib.data.resized import resized_copy
-from landmarklib.data.split import channel_stats, fingerprint, stratified_split
-from landmarklib.data.transforms import (
-    CenterCrop,
-    Downsize,
-    EvalTransform,
-    Mirror,
-    ToInput,
-    denormalize,
-    eval_transform,
-    train_transform,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CACHE_ENV", "cache_dir",
-    "SPLITS", "LayoutReport", "check_layout", "class_folders", "class_names", "image_sizes",
-    "DecodedPhotos", "Loaders", "PhotoDataset", "collate_photos", "default_num_workers",
-    "make_loaders",
-    "DATA_ENV", "DATASET_URL", "TINY_ENV", "data_root", "download_landmarks", "tiny_data_root",
-    "tiny_mode",
-    "resized_copy",
-    "channel_stats", "fingerprint", "stratified_split",
-    "CenterCrop", "Downsize", "EvalTransform", "Mirror", "ToInput", "denormalize",
-    "eval_transform", "train_transform",
-]
+import importlib
+
+#: Every public name of the package, and the module that defines it.
+MODULES = {
+    "layout": ["SPLITS", "LayoutReport", "check_layout", "class_folders", "class_names",
+               "image_sizes"],
+    "loaders": ["DecodedPhotos", "Loaders", "PhotoDataset", "collate_photos",
+                "default_num_workers", "make_loaders"],
+    "locate": ["DATA_ENV", "DATASET_URL", "TINY_ENV", "data_root", "download_landmarks",
+               "tiny_data_root", "tiny_mode"],
+    "resized": ["resized_copy"],
+    "split": ["channel_stats", "fingerprint", "stratified_split"],
+    "transforms": ["CenterCrop", "Downsize", "EvalTransform", "Mirror", "ToInput", "denormalize",
+                   "eval_transform", "train_transform"],
+}
+_HOME = {name: module for module, names in MODULES.items() for name in names}
+
+__all__ = ["CACHE_ENV", "cache_dir", *_HOME]
+
+
+def __getattr__(name: str):
+    """``data.<name>``: the name from its module, imported on first use (PEP 562)."""
+    if name in ("CACHE_ENV", "cache_dir"):
+        return getattr(importlib.import_module("landmarklib.cache"), name)
+    if name not in _HOME:
+        raise AttributeError(f"module 'landmarklib.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"landmarklib.data.{_HOME[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
