@@ -22,8 +22,9 @@ one place that turns an ``architecture`` record back into a network.
 **The deployment file** (:func:`export_onnx`; ``landmarklib export MODEL.pt``) is what tagging
 uses: the network as an ONNX graph (the Open Neural Network Exchange format, run by ONNX
 Runtime on a CPU or a GPU without PyTorch, :mod:`landmarklib.inference`). It maps float32
-photos ``images`` ``(N, 3, S, S)`` to ``log_probs`` ``(N, C)`` and ``embeddings`` ``(N, F)``
-(L2-normalised; see each model's ``classify_and_embed``), for any batch size ``N``. Its metadata
+photos ``images`` ``(N, 3, S, S)`` to ``log_probs`` and ``logits`` ``(N, C)`` and
+``embeddings`` ``(N, F)`` (L2-normalised; see each model's ``classify_and_embed``), for any
+batch size ``N``. Its metadata
 (ONNX ``metadata_props``, values in JSON) carry what inference needs: :data:`ONNX_FORMAT`,
 class folders and display names, input size, mean, std, resize ratio and rule, the precision
 the model was trained in, its test metrics, and when it was made.
@@ -246,13 +247,13 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
 
 
 class _Deployable(nn.Module):
-    """A model with the deployment file's two outputs: ``(log_probs, embeddings)``."""
+    """A model with the deployment file's outputs: ``(log_probs, logits, embeddings)``."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.model.classify_and_embed(images)
 
 
@@ -282,11 +283,11 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike | None = N
     example = torch.zeros(2, 3, saved.input_size, saved.input_size)
     program = torch.onnx.export(
         _Deployable(saved.model).eval(), (example,), dynamo=True, input_names=["images"],
-        output_names=["log_probs", "embeddings"], optimize=True, verbose=False,
+        output_names=["log_probs", "logits", "embeddings"], optimize=True, verbose=False,
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     program.model.producer_name = "landmarklib"
     program.model.doc_string = ("Landmark classifier: images (N, 3, S, S) float32 -> log_probs "
-                                "(N, C), embeddings (N, F) L2-normalised")
+                                "(N, C), logits (N, C), embeddings (N, F) L2-normalised")
     program.model.metadata_props.update(
         {key: json.dumps(value, ensure_ascii=False)
          for key, value in deployment_metadata(saved).items()})

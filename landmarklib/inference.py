@@ -146,7 +146,7 @@ class Predictor:
             ``(probabilities, embeddings)``: float32 ``(N, C)``, each row summing to 1, and
             float32 ``(N, F)``, each row of unit length.
         """
-        log_probs, embeddings = self.session.run(None, {"images": self.inputs(images)})
+        log_probs, _, embeddings = self.session.run(None, {"images": self.inputs(images)})
         return np.exp(log_probs), embeddings
 
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:

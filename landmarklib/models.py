@@ -146,13 +146,17 @@ class LandmarkCNN(nn.Module):
         self._check_size(images)
         return self.classifier(self.features(images))
 
-    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities ``(B, n_classes)`` and the photos' embeddings ``(B, widths[-1])``:
-        the pooled features the classifier reads, L2-normalised (unit length), so that the
-        dot product of two embeddings is their cosine similarity."""
+    def classify_and_embed(self, images: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What a deployment file outputs (:mod:`landmarklib.export`): log-probabilities and
+        logits ``(B, n_classes)`` (the classifier's scores before the log-softmax), and the
+        photos' embeddings ``(B, widths[-1])``: the pooled features the classifier reads,
+        L2-normalised (unit length), so that the dot product of two is their cosine
+        similarity."""
         self._check_size(images)
         pooled = self.classifier[:2](self.features(images))
-        return self.classifier[2:](pooled), nn.functional.normalize(pooled, dim=1)
+        logits = self.classifier[2:-1](pooled)
+        return self.classifier[-1](logits), logits, nn.functional.normalize(pooled, dim=1)
 
     def _check_size(self, images: torch.Tensor) -> None:
         if min(images.shape[-2:]) < self.min_size:

@@ -147,10 +147,13 @@ def test_every_kind_of_model_exports_with_its_metadata(kind, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pt.name, path.name])
     images = np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
     for batch in (images, images[:1]):  # any batch size
-        (log_probs, embeddings), meta = _onnx_outputs(path, batch)
+        (log_probs, logits, embeddings), meta = _onnx_outputs(path, batch)
         with torch.inference_mode():
-            expected, expected_embeddings = model.classify_and_embed(torch.from_numpy(batch))
+            expected, expected_logits, expected_embeddings = model.classify_and_embed(
+                torch.from_numpy(batch))
+            assert torch.allclose(expected, model(torch.from_numpy(batch)), atol=1e-5)
         np.testing.assert_allclose(log_probs, expected.numpy(), atol=1e-4)
+        np.testing.assert_allclose(logits, expected_logits.numpy(), atol=1e-4)
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
         np.testing.assert_allclose(embeddings, expected_embeddings.numpy(), atol=1e-4)
     assert meta["format"] == export.ONNX_FORMAT and meta["class_folders"] == folders

@@ -94,11 +94,14 @@ class TransferModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
-    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities ``(N, C)`` and the photos' embeddings ``(N, F)``: the backbone's
-        features, L2-normalised (a dot product of two embeddings is a cosine similarity)."""
+    def classify_and_embed(self, images: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities and logits ``(N, C)`` (the head's scores before its log-softmax),
+        and the photos' embeddings ``(N, F)``: the backbone's features, L2-normalised (a dot
+        product of two embeddings is a cosine similarity)."""
         features = self.backbone(images)
-        return self.head(features), nn.functional.normalize(features, dim=1)
+        logits = self.head[:-1](features)
+        return self.head[-1](logits), logits, nn.functional.normalize(features, dim=1)
 
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
@@ -284,15 +287,19 @@ class FineTunedModel(nn.Module):
         """Log-probabilities ``(N, C)`` from the trunk's activation maps ``(N, C', h, w)``."""
         return _mean_probability([member(activations) for member in self.members])
 
-    def classify_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities ``(N, C)`` and the photos' embeddings ``(N, F)``: each member's
-        features (its top's output) L2-normalised, averaged over the members, and normalised
-        again (a dot product of two embeddings is then a cosine similarity)."""
+    def classify_and_embed(self, images: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities ``(N, C)`` (of the members' mean probability), logits ``(N, C)``
+        (the members' mean logits, for energy scores) and the photos' embeddings ``(N, F)``:
+        each member's features (its top's output) L2-normalised, averaged over the members,
+        and normalised again (a dot product of two embeddings is then a cosine similarity)."""
         activations = self.trunk(images)
         features = [member.top(activations) for member in self.members]
-        log_probs = _mean_probability([m.head(f) for m, f in zip(self.members, features)])
+        logits = [m.head[:-1](f) for m, f in zip(self.members, features)]
+        log_probs = _mean_probability([m.head[-1](lg) for m, lg in zip(self.members, logits)])
         unit = [nn.functional.normalize(f, dim=1) for f in features]
-        return log_probs, nn.functional.normalize(torch.stack(unit).mean(0), dim=1)
+        return (log_probs, torch.stack(logits).mean(0),
+                nn.functional.normalize(torch.stack(unit).mean(0), dim=1))
 
     def train(self, mode: bool = True) -> FineTunedModel:
         super().train(mode)
