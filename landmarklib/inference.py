@@ -139,6 +139,16 @@ class Predictor:
         return np.stack([preprocess(image, self.input_size, self.mean, self.std,
                                     self.resize_ratio) for image in images])
 
+    def outputs(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The deployment file's three outputs for RGB photos.
+
+        Returns:
+            ``(log_probs, logits, embeddings)``: float32 ``(N, C)``, ``(N, C)`` (for an
+            ensemble, the members' mean logits) and ``(N, F)``, each row of unit length.
+        """
+        log_probs, logits, embeddings = self.session.run(None, {"images": self.inputs(images)})
+        return log_probs, logits, embeddings
+
     def run(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities and embeddings of RGB photos.
 
@@ -146,7 +156,7 @@ class Predictor:
             ``(probabilities, embeddings)``: float32 ``(N, C)``, each row summing to 1, and
             float32 ``(N, F)``, each row of unit length.
         """
-        log_probs, _, embeddings = self.session.run(None, {"images": self.inputs(images)})
+        log_probs, _, embeddings = self.outputs(images)
         return np.exp(log_probs), embeddings
 
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -204,12 +214,17 @@ class Answer:
         path: the photo file.
         probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed.
         error: why the photo could not be used (an ImageError naming the file), or ``None``.
+        log_probs, logits: float32 ``(C,)``, the network's raw outputs (for calibration and
+            the scores of :mod:`landmarklib.calibration`); ``None`` when it failed, or when the
+            predictor has no ``outputs`` method (a stand-in with ``run`` only).
     """
 
     path: Path
     probabilities: np.ndarray | None = None
     embedding: np.ndarray | None = None
     error: Exception | None = None
+    log_probs: np.ndarray | None = None
+    logits: np.ndarray | None = None
 
 
 def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
@@ -240,13 +255,21 @@ def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
 
 def _answer(batch, predictor: Predictor) -> list[Answer]:
     photos = [image for _, image in batch if not isinstance(image, Exception)]
-    probabilities, embeddings = predictor.run(photos) if photos else ([], [])
+    if not photos:
+        return [Answer(path, error=image) for path, image in batch]
+    if hasattr(predictor, "outputs"):
+        log_probs, logits, embeddings = predictor.outputs(photos)
+        probabilities = np.exp(log_probs)
+    else:  # a stand-in predictor with run only (tagging's tests)
+        (probabilities, embeddings), log_probs, logits = predictor.run(photos), None, None
     answers, row = [], 0
     for path, image in batch:
         if isinstance(image, Exception):
             answers.append(Answer(path, error=image))
         else:
-            answers.append(Answer(path, probabilities[row], embeddings[row]))
+            answers.append(Answer(path, probabilities[row], embeddings[row],
+                                  log_probs=None if log_probs is None else log_probs[row],
+                                  logits=None if logits is None else logits[row]))
             row += 1
     return answers
 

@@ -33,7 +33,7 @@ MODULES = {
     "locate": ["DATA_ENV", "DATASET_URL", "TINY_ENV", "data_root", "download_landmarks",
                "tiny_data_root", "tiny_mode"],
     "resized": ["resized_copy"],
-    "split": ["channel_stats", "fingerprint", "stratified_split"],
+    "split": ["channel_stats", "fingerprint", "split_samples", "stratified_split"],
     "transforms": ["CenterCrop", "Downsize", "EvalTransform", "Mirror", "ToInput", "denormalize",
                    "eval_transform", "train_transform"],
 }
