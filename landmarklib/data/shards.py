@@ -1,11 +1,10 @@
 """Photos in WebDataset shards: tar files written once, read as streams by many processes.
 
-A folder of 4.1 million photos (Google Landmarks v2) is slow to list and to read file by file,
-above all over a network file system; the dataset ships as 500 tar files instead. A *shard* is
-such a tar file: each photo's bytes, as they are on disk, with its class id and file name
-beside it, under one key (the WebDataset convention: ``00000042.jpg``, ``00000042.cls``,
-``00000042.path.txt``). Reading a shard is one long sequential read; many processes can each
-read their own shards (https://github.com/webdataset/webdataset, the library that writes and
+4.1 million photos (Google Landmarks v2) are slow to list and to read file by file, above all
+over a network file system; the dataset ships as 500 tar files instead. A *shard* is such a
+tar file: each photo's bytes, as on disk, with its class id and file name, under one key
+(``00000042.jpg``, ``00000042.cls``, ``00000042.path.txt``: the WebDataset convention). Many
+processes each read their own shards, sequentially (the ``webdataset`` library writes and
 reads them here).
 
 * :func:`write_shards` (``landmarklib shard DATA OUT``): the training, validation and test
@@ -56,10 +55,8 @@ __all__ = ["SHARDS_FORMAT", "MANIFEST", "write_shards", "read_manifest", "ShardS
 
 SHARDS_FORMAT = "landmarklib-shards/1"
 MANIFEST = "manifest.json"
-_SPLITS = ("train", "valid", "test")
 #: Tar member metadata fixed, so the same photos give the same bytes on any machine and day.
-_TAR = {"user": "landmarklib", "group": "landmarklib", "mode": 0o444, "mtime": 0,
-        "encoder": False}
+_TAR = {"user": "landmarklib", "group": "landmarklib", "mode": 0o444, "mtime": 0, "encoder": False}
 _NOT_PHOTO = ("cls", "path.txt")  # the fields of a sample beside the photo
 
 
@@ -85,10 +82,9 @@ def write_shards(
     Args:
         root: dataset folder (default :func:`~landmarklib.data.data_root`).
         out: folder for ``train-000000.tar``..., ``valid-...``, ``test-...`` and
-            ``manifest.json`` (shards left there by an earlier run and not in the new
-            manifest are ignored by the readers).
-        shard_size: photos per shard. Readers want at least as many training shards as ranks
-            (times DataLoader workers, to keep every worker busy).
+            ``manifest.json`` (readers ignore shards the manifest does not list).
+        shard_size: photos per shard (readers want as many training shards as ranks, times
+            their workers to keep all busy).
         seed, val_fraction: the split, as in :func:`~landmarklib.data.make_loaders`.
         stats_size: the size at which the training split's mean and std are measured
             (:func:`~landmarklib.data.channel_stats`) and recorded.
@@ -100,22 +96,15 @@ def write_shards(
         ``sha256``), ``stats``, ``left_out`` (``path``, ``reason``) and the settings.
 
     Raises:
-        FileNotFoundError: no dataset folder. ValueError: it has fatal problems (listed), or
-        ``shard_size < 1``.
+        FileNotFoundError, ValueError: no dataset folder; fatal problems (listed); shard_size 0.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, not {shard_size}")
     report = check_layout(data_root(root), warn=False, progress=progress)
     if report.problems:
         raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
-    files = report.files["train"]
-    names = [str(path.relative_to(report.root)) for path, _ in files]
-    train_idx, val_idx = stratified_split(names, [t for _, t in files], val_fraction, seed)
-    mixed = sorted(train_idx, key=lambda i: hashlib.sha256(f"{seed}:{names[i]}".encode()).digest())
-    splits = {"train": [files[i] for i in mixed], "valid": [files[i] for i in val_idx],
-              "test": report.files["test"]}
-    # In make_loaders' order: the same float sums, the same mean and std.
-    mean, std = channel_stats([files[i] for i in train_idx], stats_size, progress=progress)
+    splits, train = _splits(report, val_fraction, seed)
+    mean, std = channel_stats(train, stats_size, progress=progress)
     manifest = {
         "format": SHARDS_FORMAT, "source": str(report.root), "classes": report.classes,
         "seed": seed, "val_fraction": val_fraction, "shard_size": shard_size,
@@ -124,12 +113,23 @@ def write_shards(
                                        len(report.classes), progress)
                    for split, samples in splits.items()},
         "left_out": [{"path": str(Path(p).relative_to(report.root)), "reason": reason}
-                     for p, reason in report.unreadable]
-                    + [{"path": str(Path(p).relative_to(report.root)), "reason": "not a photo"}
-                       for p in report.not_images],
+                     for p, reason in [*report.unreadable,
+                                       *((p, "not a photo") for p in report.not_images)]],
     }
     write_json(Path(out) / MANIFEST, manifest)
     return manifest
+
+
+def _splits(report, val_fraction: float, seed: int):
+    """``({split: [(path, class_id)]}, the training photos in make_loaders' order)``; the
+    training split is written in a seeded order (hash of seed and name) that mixes classes."""
+    files = report.files["train"]
+    names = [str(path.relative_to(report.root)) for path, _ in files]
+    train_idx, val_idx = stratified_split(names, [t for _, t in files], val_fraction, seed)
+    mixed = sorted(train_idx, key=lambda i: hashlib.sha256(f"{seed}:{names[i]}".encode()).digest())
+    splits = {"train": [files[i] for i in mixed], "valid": [files[i] for i in val_idx],
+              "test": report.files["test"]}
+    return splits, [files[i] for i in train_idx]  # the same float sums, the same mean and std
 
 
 def _write_split(out: Path, split: str, samples, root: Path, shard_size: int, n_classes: int,
@@ -160,13 +160,11 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of a shard folder written by :func:`write_shards`.
 
     Raises:
-        FileNotFoundError: no ``manifest.json`` there (the message says how to write one).
-        ValueError: the file is not a landmarklib shard manifest.
+        FileNotFoundError: no ``manifest.json`` there. ValueError: not a shard manifest.
     """
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {folder}: write the shards with "
-                                "`landmarklib shard DATA OUT`")
+        raise FileNotFoundError(f"no {MANIFEST} in {folder}: write it with `landmarklib shard`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
@@ -179,24 +177,21 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 class ShardStream(IterableDataset):
     """The photos of one split, read from its shards by one rank (and its workers).
 
-    Items are ``(transform(prepare(photo)), class_id)``, as from
-    :class:`~landmarklib.data.PhotoDataset`; a photo that does not decode gives ``None`` and a
-    warning naming it (:func:`~landmarklib.data.collate_photos` leaves it out). Photos are
-    decoded by :func:`landmarklib.images.image_from_bytes` at reduced scale for ``size``.
-
-    Without ``training``: photo ``i`` of the split goes to rank ``i % world_size``, and, on a
-    rank, batch ``b`` to worker ``b % workers``, so a DataLoader over this stream (batches of
-    ``batch_size``, any number of workers) gives the rank's photos in the split's order. With
-    ``training``: see :mod:`landmarklib.data.shards`; each photo's augmentation is seeded by
-    :attr:`seed` and its key, so it is the same whatever rank or worker reads it.
+    Items are ``(transform(prepare(photo)), class_id)`` as from
+    :class:`~landmarklib.data.PhotoDataset` (decoded by
+    :func:`~landmarklib.images.image_from_bytes`); a photo that does not decode gives ``None``
+    and a warning naming it. In order: photo ``i`` goes to rank ``i % world_size`` and batch
+    ``b`` of a rank to worker ``b % workers``, so a DataLoader over the stream gives the rank's
+    photos in the split's order with any number of workers. For training (see the module),
+    each photo's augmentation is seeded by :attr:`seed` and its key: the same on any rank.
 
     Args:
         folder, split: a shard folder and ``"train"``, ``"valid"`` or ``"test"``.
         transform, size, prepare: as in :class:`~landmarklib.data.PhotoDataset`.
         training: stream for training (shards split by rank, shuffled, repeated).
         rank, world_size: this process's rank and the number of ranks.
-        batch_size: the batch size of the loader (how in-order photos are dealt to workers).
-        shuffle_buffer: photos a training worker holds and draws from at random.
+        batch_size, shuffle_buffer: the loader's batch size; photos a training worker holds
+            and draws from at random.
         seed: the epoch's seed (:class:`ShardLoader` sets it every epoch).
 
     Raises:
@@ -208,8 +203,8 @@ class ShardStream(IterableDataset):
                  *, training: bool = False, rank: int = 0, world_size: int = 1,
                  batch_size: int = 32, shuffle_buffer: int = 1000, seed: int = 0):
         manifest = read_manifest(folder)
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {', '.join(_SPLITS)}, not {split!r}")
+        if split not in manifest["splits"]:
+            raise ValueError(f"split must be one of {', '.join(manifest['splits'])}, not {split!r}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, {world_size})")
         entry = manifest["splits"][split]
@@ -279,10 +274,8 @@ class ShardStream(IterableDataset):
             return None
         image = self.prepare(image) if self.prepare else image
         label = int(sample["cls"])
-        if self.transform is None:
-            return image, label
-        if rerun is None:
-            return self.transform(image), label
+        if self.transform is None or rerun is None:  # in order: nothing random
+            return (self.transform(image) if self.transform else image), label
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_digest(f"{self.seed}:{rerun}:{sample['__key__']}"))
             return self.transform(image), label
@@ -309,11 +302,10 @@ def _digest(text: str) -> int:
 class ShardLoader:
     """Batches from a :class:`ShardStream`, what a DataLoader is for a folder.
 
-    Each pass builds a :class:`~torch.utils.data.DataLoader` over the stream (``num_workers``
-    processes, :func:`~landmarklib.data.collate_photos`) and gives ``len(self)`` batches. For
-    training, each pass first draws the epoch's seed from :attr:`generator`, which
-    :func:`~landmarklib.fitting.fit` seeds and keeps in its checkpoints; the same seed on every
-    rank gives every rank the same order of shards.
+    Each pass gives ``len(self)`` batches of a :class:`~torch.utils.data.DataLoader` over the
+    stream (:func:`~landmarklib.data.collate_photos`). For training it first draws the epoch's
+    seed from :attr:`generator`, which :func:`~landmarklib.fitting.fit` seeds and checkpoints:
+    every rank draws the same, so every rank puts the shards in the same order.
 
     Attributes:
         dataset, batch_size, num_workers, collate_fn: as a DataLoader's.
@@ -367,30 +359,26 @@ def shard_loaders(
     shuffle_buffer: int = 1000,
     seed: int = 0,
 ) -> Loaders:
-    """Training, validation and test loaders over a shard folder, for rank ``rank`` of
-    ``world_size``: :func:`~landmarklib.data.make_loaders` for shards (see the module's
-    documentation for who gets which photos).
+    """:func:`~landmarklib.data.make_loaders` for a shard folder, for rank ``rank`` of
+    ``world_size`` (who gets which photos: see the module's documentation).
 
     Args:
         folder: written by :func:`write_shards`.
         size, batch_size: training resolution (pixels); photos per batch on this rank.
-        mean, std: normalisation (default: the manifest's, the training split's measured at
-            its ``stats`` size, 128 px unless written otherwise: at another ``size`` they
-            differ from :func:`~landmarklib.data.make_loaders`' by the crop's small effect;
-            the model file records the values used).
-        augment: training photos get :func:`~landmarklib.data.train_transform`, shuffled and
-            shared out by shard (``False``: every training photo in order, with the
-            evaluation preprocessing, for feature extraction).
+        mean, std: normalisation (default: the manifest's, measured at its ``stats`` size,
+            128 px unless written otherwise; the model file records what was used).
+        augment: training photos get :func:`~landmarklib.data.train_transform`, shuffled
+            (``False``: in order, with the evaluation preprocessing, for feature extraction).
         rank, world_size: this process's place in the group (:mod:`landmarklib.world`).
         num_workers, shuffle_buffer, seed: DataLoader workers per rank; photos each training
             worker shuffles among; seeds the training loader's generator.
 
     Returns:
-        A :class:`~landmarklib.data.Loaders` (``report`` is ``None``: the check was done when
-        the shards were written, see the manifest) of :class:`ShardLoader`.
+        A :class:`~landmarklib.data.Loaders` of :class:`ShardLoader` (``report`` is ``None``:
+        the manifest lists what the check left out).
 
     Raises:
-        FileNotFoundError, ValueError: no manifest, or too few training shards for the ranks.
+        FileNotFoundError, ValueError: no manifest; too few training shards for the ranks.
     """
     manifest = read_manifest(folder)
     if mean is None or std is None:
