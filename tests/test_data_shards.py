@@ -136,6 +136,14 @@ def test_training_batches_per_rank(shards):
         assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
 
 
+def test_training_with_workers(shards):
+    loader = data.shard_loaders(shards, size=32, batch_size=8, num_workers=2).train
+    batches = list(loader)
+    assert len(batches) == len(loader) == TRAIN // 8 and loader.photos == TRAIN
+    labels = torch.cat([y for _, y in batches])
+    assert labels.min() >= 0 and labels.max() <= 6 and len(set(labels.tolist())) > 3
+
+
 def test_training_order_is_seeded_and_changes_every_epoch(shards):
     def epochs(loader, n=2):
         return [torch.cat([y for _, y in loader]) for _ in range(n)]
