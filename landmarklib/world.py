@@ -173,9 +173,13 @@ class ProcessGroup(World):
         return values
 
     def close(self) -> None:
+        """Leave the group together: a barrier, then ``destroy_process_group``, so that no
+        rank tears down its connections while another still talks over them (gloo aborts
+        the process when that happens)."""
         import torch.distributed as dist
 
         if dist.is_initialized():
+            self.barrier()
             dist.destroy_process_group()
 
 

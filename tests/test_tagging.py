@@ -331,9 +331,9 @@ def test_dry_run_writes_nothing(library, tmp_path):
 
 
 def tag_command(monkeypatch, classifier, argv: list[str]) -> int:
-    from landmarklib import inference
+    from landmarklib import deployment
 
-    monkeypatch.setattr(inference, "get_predictor", lambda model=None: classifier)
+    monkeypatch.setattr(deployment, "get_predictor", lambda model=None: classifier)
     return cli.main(["tag", *argv])
 
 
