@@ -9,12 +9,12 @@ Run it (the Gradio extra is not part of the core package)::
 This file sits at the repository root because that is where a Hugging Face Space looks for
 ``app.py``; a Space sets ``GRADIO_SERVER_NAME=0.0.0.0``, which this app honours.
 
-It uses the same predictor as everything else (:func:`landmarklib.inference.get_predictor`: the
+It uses the same predictor as everything else (:func:`landmarklib.deployment.get_predictor`: the
 deployment file, read once, run by ONNX Runtime; torch is never imported), and opens the
 uploaded file itself, so its answers are exactly those of
 :func:`landmarklib.inference.predict_landmarks` for the same photo. A photo the model is sure of
 also gets its XMP sidecar, to download (:func:`landmarklib.tagging.sidecar_for`). The model file is
-found as :func:`landmarklib.inference.model_path` finds it: ``--model``, else
+found as :func:`landmarklib.deployment.model_path` finds it: ``--model``, else
 ``$LANDMARKLIB_MODEL``, else where notebook 03 and ``landmarklib train`` save it.
 
 See docs/apps.md for the three apps (this one, the notebook upload box and the Voila page).
@@ -32,8 +32,9 @@ import gradio as gr  # noqa: E402
 
 from landmarklib.app import MAX_K  # noqa: E402
 from landmarklib.data.locate import tiny_data_root  # noqa: E402
+from landmarklib.deployment import get_predictor, ranked  # noqa: E402
 from landmarklib.images import ImageError, open_image  # noqa: E402
-from landmarklib.inference import get_predictor, ranked  # noqa: E402
+from landmarklib.inference import explain_photo  # noqa: E402
 from landmarklib.places import place_for  # noqa: E402
 from landmarklib.tagging import sidecar_for  # noqa: E402
 
@@ -42,14 +43,16 @@ EXAMPLES = [sorted(folder.glob("*.jpg"))[0]
             for folder in sorted((tiny_data_root() / "test").iterdir()) if folder.is_dir()]
 
 
-def classify(image_path: str | None, k: int, model: str | os.PathLike | None = None
-             ) -> tuple[dict[str, float], str, str | None]:
-    """The ``k`` most likely landmarks of a photo, where the most likely one is, and the XMP
-    sidecar the photo would get in a library (:func:`landmarklib.tagging.sidecar_for`).
+def classify(image_path: str | None, k: int, show_heatmap: bool = False,
+             model: str | os.PathLike | None = None):
+    """The ``k`` most likely landmarks of a photo, where the most likely one is, the XMP
+    sidecar the photo would get in a library (:func:`landmarklib.tagging.sidecar_for`), and,
+    when asked, where the model looks (:func:`landmarklib.inference.explain_photo`: the first
+    heatmap imports torch and takes seconds).
 
     Returns:
-        ``({landmark: probability}, sentence, sidecar file or None)``: what ``gr.Label``,
-        ``gr.Markdown`` and ``gr.File`` show.
+        ``({landmark: probability}, sentence, sidecar file or None, heatmap or None)``: what
+        ``gr.Label``, ``gr.Markdown``, ``gr.File`` and ``gr.Image`` show.
     """
     if image_path is None:
         raise gr.Error("Upload a photo first.")
@@ -63,7 +66,8 @@ def classify(image_path: str | None, k: int, model: str | os.PathLike | None = N
     place = place_for(top[0][0])
     where = f"The {place.name} is in {place.where} ([map]({place.map_url}))." if place else ""
     sidecar = sidecar_for(Path(image_path).name, probabilities, predictor)
-    return dict(top), where, str(sidecar) if sidecar else None
+    heatmap = explain_photo(image, model) if show_heatmap else None
+    return dict(top), where, str(sidecar) if sidecar else None, heatmap
 
 
 def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
@@ -75,18 +79,20 @@ def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
     predictor = get_predictor(model)  # load the model now: fail at start, not at first photo
     most = min(MAX_K, len(predictor.class_names))
     return gr.Interface(
-        fn=lambda image_path, k: classify(image_path, k, model),
+        fn=lambda image_path, k, show_heatmap: classify(image_path, k, show_heatmap, model),
         inputs=[
             gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"]),
             gr.Slider(1, most, value=min(3, most), step=1, label="How many landmarks (k)"),
+            gr.Checkbox(label="Show where the model looks (Grad-CAM)"),
         ],
         outputs=[
             gr.Label(num_top_classes=most, label="Most likely landmarks"),
             gr.Markdown(label="Where"),
             gr.File(label="XMP sidecar: put it next to your photo, photo managers read the "
                           "place from it (only when the model is sure)"),
+            gr.Image(type="pil", label="Where the model looks (red: the evidence)"),
         ],
-        examples=[[str(path), 3] for path in EXAMPLES],
+        examples=[[str(path), 3, False] for path in EXAMPLES],
         cache_examples=False,
         flagging_mode="never",
         title="Landmark tagger",

@@ -85,7 +85,7 @@ def landmarks40(source: Path, work: Path) -> tuple[Path, list[str], list[str]]:
 
 
 def trained_model(root: Path, work: Path, members: int, reuse: bool):
-    from landmarklib.inference import Predictor
+    from landmarklib.deployment import Predictor
     from landmarklib.recipes import TransferRecipe, train_transfer
 
     model = work / "model40.pt"
@@ -104,8 +104,8 @@ def trained_model(root: Path, work: Path, members: int, reuse: bool):
 def classify_all(predictor, root: Path, source: Path, held: list[str], far: Path) -> dict:
     """Every photo set through the deployment file once: ``{set: (answers, labels)}``."""
     from landmarklib import data
+    from landmarklib.deployment import classify_photos
     from landmarklib.images import find_photos
-    from landmarklib.inference import classify_photos
 
     report = data.check_layout(root, warn=False)
     train, valid = data.split_samples(report.files["train"], report.root)

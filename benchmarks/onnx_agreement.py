@@ -29,11 +29,11 @@ def main() -> None:
 
     import torch
 
-    from landmarklib import export, inference
+    from landmarklib import deployment, export
     from landmarklib.data import check_layout
     from landmarklib.images import open_images
 
-    predictor = inference.Predictor(args.model)
+    predictor = deployment.Predictor(args.model)
     saved = export.load_model(args.model.with_suffix(".pt"))
     samples = check_layout(args.data, warn=False).files["test"]
     theirs, ours, labels = [], [], []

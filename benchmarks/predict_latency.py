@@ -7,7 +7,7 @@ Measures, for one model and the 800-pixel photos of ../shared/data/landmark_imag
   5 runs each, taken in turns so that both see the same load);
 * **warm**: one photo end to end with the model loaded (decode with JPEG draft mode, the one
   preprocessing, the network), and the network alone, ONNX Runtime and PyTorch (median of 30);
-* **a folder**: photos per second through :func:`landmarklib.inference.classify_photos`
+* **a folder**: photos per second through :func:`landmarklib.deployment.classify_photos`
   (decoding threads overlapping the network's batches) for a few thread settings, against
   PyTorch on batches of already decoded photos.
 
@@ -98,10 +98,10 @@ def _median_ms(run, repeats: int = 30) -> float:
 def warm_photo(model: Path, photo: Path) -> dict:
     import torch
 
-    from landmarklib import export, inference
+    from landmarklib import deployment, export
     from landmarklib.images import open_image
 
-    predictor = inference.get_predictor(model)
+    predictor = deployment.get_predictor(model)
     end_to_end = _median_ms(lambda: predictor.top_k(photo, 5))
     decode = _median_ms(lambda: open_image(photo, short_side=predictor.input_size))
     image = open_image(photo, short_side=predictor.input_size)
@@ -120,22 +120,22 @@ def warm_photo(model: Path, photo: Path) -> dict:
 def folder_rate(model: Path, paths: list[Path]) -> dict:
     import torch
 
-    from landmarklib import export, inference
+    from landmarklib import deployment, export
     from landmarklib.images import open_image
 
     print(f"a folder of {len(paths)} photos, end to end (decode + network):")
     rates = {}
     for threads, workers, batch in ((None, 2, 16), (2, 1, 16), (1, 1, 16), (2, 2, 32),
                                     (1, 2, 16)):
-        predictor = inference.Predictor(model, threads=threads)
+        predictor = deployment.Predictor(model, threads=threads)
         start = time.perf_counter()
-        done = sum(1 for _ in inference.classify_photos(paths, predictor, batch, workers))
+        done = sum(1 for _ in deployment.classify_photos(paths, predictor, batch, workers))
         rate = done / (time.perf_counter() - start)
         rates[(threads, workers, batch)] = rate
         print(f"  onnxruntime threads {threads or 'default':>7}, decoding threads {workers}, "
               f"batch {batch:2d}: {rate:6.1f} photos/s")
     saved = export.load_model(model.with_suffix(".pt"))
-    predictor = inference.get_predictor(model)
+    predictor = deployment.get_predictor(model)
     images = [open_image(p, short_side=predictor.input_size) for p in paths[:64]]
     x = torch.from_numpy(predictor.inputs(images))
     with torch.inference_mode():

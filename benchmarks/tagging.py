@@ -57,10 +57,10 @@ def memory_kib(field: str) -> int:
 
 def run_one(model: str, count: int, batch_size: int, threads: int | None) -> dict:
     """In a child process: tag a fresh folder of ``count`` photos; seconds and memory."""
-    from landmarklib import inference, tagging
+    from landmarklib import deployment, tagging
     from landmarklib.images import open_image
 
-    classifier = inference.Predictor(model, threads=threads)
+    classifier = deployment.Predictor(model, threads=threads)
     warm = [open_image(p, short_side=classifier.input_size)
             for p in sorted(PHOTOS.rglob("*.jpg"))[:batch_size]]
     classifier.run(warm)  # first-call costs (allocations, kernels) out of the timing
@@ -81,11 +81,11 @@ def run_one(model: str, count: int, batch_size: int, threads: int | None) -> dic
 
 def where_time_goes(model: str, batch_size: int, threads: int | None, count: int = 64) -> dict:
     """Milliseconds per photo for each step, one thread, on ``count`` photos."""
-    from landmarklib import inference, sidecars, tagging
+    from landmarklib import deployment, sidecars, tagging
     from landmarklib.images import open_image
     from landmarklib.places import place_for
 
-    classifier = inference.Predictor(model, threads=threads)
+    classifier = deployment.Predictor(model, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         photos = sorted(copies(Path(tmp), count).rglob("*.jpg"))
 

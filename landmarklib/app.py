@@ -10,7 +10,7 @@ Upload one photo or several. Each becomes a card: the photo, a horizontal bar ch
 is, with a link to it on OpenStreetMap. A file that is not a photo gets a card that names it
 and says what is wrong. Moving the ``k`` slider redraws the cards; nothing is uploaded again.
 
-The model is the one :func:`landmarklib.inference.get_predictor` loads once and keeps, and the
+The model is the one :func:`landmarklib.deployment.get_predictor` loads once and keeps, and the
 photos are decoded as :func:`landmarklib.inference.predict_landmarks` decodes them, so the box
 gives exactly the answers ``predict_landmarks`` gives for the same files.
 
@@ -39,8 +39,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
+from landmarklib.deployment import Predictor, get_predictor, ranked
 from landmarklib.images import ImageError, image_from_bytes
-from landmarklib.inference import DEFAULT_THRESHOLD, Predictor, get_predictor, ranked
+from landmarklib.inference import DEFAULT_THRESHOLD, explain_photo
 from landmarklib.places import Place, place_for
 from landmarklib.tagging import sidecar_for
 
@@ -77,7 +78,7 @@ class LandmarkApp:
     """The upload box and what it shows. Display it in a notebook cell (or its ``widget``).
 
     Args:
-        model: a model file (default: see :func:`landmarklib.inference.model_path`).
+        model: a model file (default: see :func:`landmarklib.deployment.model_path`).
         k: how many landmarks each chart shows at first (1 to :data:`MAX_K`).
 
     Attributes:
@@ -102,13 +103,17 @@ class LandmarkApp:
                                          layout=widgets.Layout(width="auto"))
         self.k = widgets.IntSlider(value=k, min=1, max=most, description="Top k",
                                    continuous_update=False)  # redraw once the slider stops
+        self.explain = widgets.Checkbox(description="Show where the model looks", indent=False)
         self.cards = widgets.VBox()
-        self.widget = widgets.VBox([widgets.HBox([self.upload, self.k]), self.cards])
+        self.widget = widgets.VBox([widgets.HBox([self.upload, self.k, self.explain]),
+                                    self.cards])
         self.widget.add_class("landmark-app")
         self.results: list[PhotoResult] = []
         self._photos: list[tuple[str, Image.Image | ImageError, np.ndarray | None]] = []
         self.upload.observe(lambda change: self.handle_upload(change["new"]), names="value")
         self.k.observe(lambda change: self.show(), names="value")
+        self.explain.observe(lambda change: self.show(), names="value")
+        self._heatmaps: dict[int, Image.Image] = {}  # photo number -> heatmap, made when asked
 
     def handle_upload(self, value: Sequence[Mapping]) -> list[PhotoResult]:
         """Decode and classify uploaded files (what happens when someone uploads).
@@ -120,7 +125,7 @@ class LandmarkApp:
         Returns:
             :attr:`results`, one per file, in upload order.
         """
-        self._photos = []
+        self._photos, self._heatmaps = [], {}
         for item in value:
             try:
                 image = image_from_bytes(bytes(item["content"]), name=item["name"],
@@ -135,15 +140,19 @@ class LandmarkApp:
         """Redraw the cards of the uploaded photos with the slider's ``k`` (the network ran
         once per photo, at upload)."""
         names, self.results, cards = self.predictor.class_names, [], []
-        for name, image, probabilities in self._photos:
+        for number, (name, image, probabilities) in enumerate(self._photos):
             if isinstance(image, ImageError):
                 result = PhotoResult(name, [], None, error=str(image))
                 cards.append(error_card(result))
-            else:
-                top = ranked(probabilities, names, self.k.value)
-                result = PhotoResult(name, top, place_for(top[0][0]),
-                                     sidecar=sidecar_for(name, probabilities, self.predictor))
-                cards.append(photo_card(image, result))
+                self.results.append(result)
+                continue
+            top = ranked(probabilities, names, self.k.value)
+            result = PhotoResult(name, top, place_for(top[0][0]),
+                                 sidecar=sidecar_for(name, probabilities, self.predictor))
+            if self.explain.value and number not in self._heatmaps:
+                self._heatmaps[number] = explain_photo(image, self.predictor.path)
+            heatmap = self._heatmaps.get(number) if self.explain.value else None
+            cards.append(photo_card(image, result, heatmap))
             self.results.append(result)
         self.cards.children = cards
         return self.results
@@ -211,11 +220,15 @@ def where_text(result: PhotoResult, threshold: float = DEFAULT_THRESHOLD) -> str
     return sentence
 
 
-def photo_card(image: Image.Image, result: PhotoResult) -> widgets.Widget:
-    """One photo's card: the photo, its probability chart and where it was taken."""
-    thumbnail = ImageOps.contain(image, (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+def photo_card(image: Image.Image, result: PhotoResult,
+               heatmap: Image.Image | None = None) -> widgets.Widget:
+    """One photo's card: the photo (and its heatmap, if given), its probability chart and
+    where it was taken."""
     keep_size = widgets.Layout(flex="0 0 auto")  # no shrinking the pictures in a narrow page
-    photo = widgets.Image(value=_encode(thumbnail, "jpeg"), format="jpeg", layout=keep_size)
+    pictures = [ImageOps.contain(picture, (THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+                for picture in ([image] if heatmap is None else [image, heatmap])]
+    photo = widgets.HBox([widgets.Image(value=_encode(p, "jpeg"), format="jpeg",
+                                        layout=keep_size) for p in pictures], layout=keep_size)
     chart = widgets.Image(value=_figure_png(probability_chart(result.top)), format="png",
                           layout=keep_size)
     chart.add_class("landmark-chart")

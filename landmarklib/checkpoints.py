@@ -57,8 +57,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def rng_states(generator: torch.Generator | None = None) -> dict:
     """The state of every random number generator (Python's, NumPy's, torch's on the CPU and
-    on every GPU, and ``generator``, e.g. a DataLoader's shuffling generator), as tensors and
-    plain values."""
+    on the current GPU, and ``generator``, e.g. a DataLoader's shuffling generator), as tensors
+    and plain values."""
     py_version, py_state, py_gauss = random.getstate()
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {
@@ -66,7 +66,9 @@ def rng_states(generator: torch.Generator | None = None) -> dict:
         "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss,
                   np_gauss],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # The current GPU's only: under torchrun each process has one GPU, and asking for all
+        # would start a CUDA context on every GPU in every process.
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
         "loader": generator.get_state() if generator is not None else None,
     }
 
@@ -80,6 +82,6 @@ def set_rng_states(states: dict, generator: torch.Generator | None = None) -> No
                          np_gauss))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state(states["cuda"][0])
     if generator is not None and states["loader"] is not None:
         generator.set_state(states["loader"])

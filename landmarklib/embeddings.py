@@ -3,7 +3,7 @@ photos without retraining, and answers that say "I don't know".
 
 Every function takes a model's memory (:class:`landmarklib.memory.Memory`, the file beside its
 deployment file) and the deployment file's outputs for photos
-(:func:`landmarklib.inference.classify_photos`):
+(:func:`landmarklib.deployment.classify_photos`):
 
 * :func:`nearest`: the remembered photos most similar to a new one, the evidence shown next
   to an answer: exact search, one matrix product of cosine similarities;
@@ -133,13 +133,13 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
 
     Example::
 
-        answers = inference.classify_photos(photos, predictor)
+        answers = deployment.classify_photos(photos, predictor)
         write_memory(add_landmark(memory, "St Mary's", answers, "Ely, United Kingdom"), path)
 
     Args:
         memory: the model's memory.
         name: the display name; not one the model already knows (case ignored).
-        answers: :class:`~landmarklib.inference.Answer` objects of at least
+        answers: :class:`~landmarklib.deployment.Answer` objects of at least
             :data:`MIN_PHOTOS` different photos of the landmark.
         where: ``"City, Country"`` (or only one of them).
         latitude, longitude: degrees, WGS84 (both or neither).
@@ -302,7 +302,7 @@ def fit_calibration(memory: Memory, answers: Iterable, labels, accept: float = 0
 
     Args:
         memory: from :func:`landmarklib.memory.build_memory` (from the training split).
-        answers: :class:`~landmarklib.inference.Answer` objects of the validation photos
+        answers: :class:`~landmarklib.deployment.Answer` objects of the validation photos
             (photos that failed are left out), in the order of ``labels``.
         labels: their class ids.
         accept: the goal: the share of photos of known landmarks to accept.

@@ -286,6 +286,7 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike | None = N
         output_names=["log_probs", "logits", "embeddings"], optimize=True, verbose=False,
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     program.model.producer_name = "landmarklib"
+    program.model.model_version = 1
     program.model.doc_string = ("Landmark classifier: images (N, 3, S, S) float32 -> log_probs "
                                 "(N, C), logits (N, C), embeddings (N, F) L2-normalised")
     program.model.metadata_props.update(

@@ -27,7 +27,7 @@ import contextlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,10 +62,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-",
-                                    suffix=".tmp")
-    os.close(handle)
-    tmp = Path(name)
+    tmp = _new_temporary(path)
     try:
         yield tmp
         if durable:
@@ -74,6 +71,20 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_temporary(path: Path) -> Path:
+    """Create ``.<name>.<pid>-<random>.tmp`` beside ``path``, empty, with the permissions a new
+    file gets (0666 less the umask, as ``open`` gives; :func:`tempfile.mkstemp` would give 0600,
+    and the model files, reports and sidecars written through it would be unreadable to
+    others, a photo manager running as another user among them)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def write_json(path: str | os.PathLike, data, indent: int | None = 1) -> Path:

@@ -12,6 +12,11 @@
    model holds the half-trained weights of the unfinished epoch until then);
 4. it stops early if asked, and finally loads back the weights with the lowest validation
    loss.
+
+The same loop trains on many processes (torchrun, :mod:`landmarklib.distributed`): its
+``world`` (:mod:`landmarklib.world`) wraps the model in DistributedDataParallel, reduces the
+metrics over the ranks and lets rank 0 alone write the checkpoint. The default, one process,
+changes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from landmarklib.training import (
     seed_everything,
     train_one_epoch,
 )
+from landmarklib.world import World
 
 __all__ = ["History", "fit"]
 
@@ -122,6 +128,7 @@ def fit(
     device: torch.device | str | None = None,
     live_plot: bool | None = None,
     progress: bool = True,
+    world: World | None = None,
 ) -> History:
     """Train ``model`` for ``recipe.epochs`` epochs and load back the weights with the lowest
     validation loss, the starting weights ("epoch 0") included (see the module's documentation).
@@ -138,7 +145,7 @@ def fit(
         optimizer, loss_fn: default :func:`~landmarklib.training.make_optimizer` and
             :func:`~landmarklib.training.make_loss` with the recipe's settings.
         checkpoint, resume: the checkpoint file; ``resume=False`` starts again.
-        device: default :func:`landmarklib.hardware.pick_device`.
+        device, world: default :func:`landmarklib.hardware.pick_device`, and one process.
         live_plot, progress: a plot redrawn per epoch (default: in a notebook), progress bars.
 
     Returns:
@@ -152,7 +159,7 @@ def fit(
     Taught in notebooks/02_cnn_from_scratch.ipynb, 'Training'.
     """
     run = _Run(model, *_train_and_valid(train, valid), recipe or Recipe(), optimizer, loss_fn,
-               device, progress)
+               device, progress, world or World(device))
     if resume and checkpoint is not None and Path(checkpoint).is_file():
         run.resume(checkpoint)
     else:
@@ -162,8 +169,7 @@ def fit(
         if run.patience_ran_out():
             break
         run.train_epoch(epoch)
-        if checkpoint is not None:
-            checkpoints.save_checkpoint(checkpoint, run.checkpoint())
+        run.save(checkpoint)
         if plot is not None:
             plot.update(run.history)
     run.keep_best()
@@ -174,13 +180,14 @@ class _Run:
     """The state of one :func:`fit`: model, optimiser, schedule, history and best weights."""
 
     def __init__(self, model, train, valid, recipe: Recipe, optimizer, loss_fn, device,
-                 progress: bool):
-        self.device = pick_device(device)
+                 progress: bool, world: World):
+        self.device, self.world = pick_device(device), world
         self.precision = resolve_precision(recipe.precision, self.device)
         self.model, self.train, self.valid = model.to(self.device), train, valid
         self.recipe = recipe
         if recipe.channels_last:
             model.to(memory_format=torch.channels_last)
+        self.trained = world.wrap(model)  # what trains: DistributedDataParallel on many ranks
         self.optimizer = optimizer or make_optimizer(model, recipe.lr, recipe.weight_decay)
         self.loss_fn = loss_fn or make_loss(recipe.label_smoothing)
         self.scheduler = _make_scheduler(recipe.scheduler, self.optimizer, recipe.epochs,
@@ -205,11 +212,11 @@ class _Run:
 
     def train_epoch(self, epoch: int) -> None:
         start, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(
-            self.model, self.train, self.optimizer, self.loss_fn, self.device,
+        train_loss, train_acc = self.world.mean(self.train, *train_one_epoch(
+            self.trained, self.train, self.optimizer, self.loss_fn, self.device,
             scheduler=self.scheduler if self.recipe.scheduler == "onecycle" else None,
             precision=self.precision, scaler=self.scaler, progress=self.progress,
-            desc=f"epoch {epoch}/{self.recipe.epochs} train")
+            desc=f"epoch {epoch}/{self.recipe.epochs} train"))
         valid_loss, valid_acc = self.validate(epoch)
         if self.recipe.scheduler == "plateau":
             self.scheduler.step(valid_loss)
@@ -221,9 +228,9 @@ class _Run:
         print(self.history.line(total=self.recipe.epochs), flush=True)
 
     def validate(self, epoch: int) -> tuple[float, float]:
-        return evaluate(self.model, self.valid, self.loss_fn, self.device,
-                        precision=self.precision, progress=self.progress,
-                        desc=f"epoch {epoch}/{self.recipe.epochs} valid")
+        return self.world.mean(self.valid, *evaluate(
+            self.model, self.valid, self.loss_fn, self.device, precision=self.precision,
+            progress=self.progress, desc=f"epoch {epoch}/{self.recipe.epochs} valid"))
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
@@ -243,6 +250,12 @@ class _Run:
                 "history": self.history.to_dict(), "best_model": self.best,
                 "best_epoch": self.history.best_epoch, "precision": self.precision,
                 "rng": checkpoints.rng_states(self.generator)}
+
+    def save(self, path: str | Path | None) -> None:
+        """Write the checkpoint (if there is a file to write): on rank 0 only, then every
+        rank waits for it."""
+        if path is not None:
+            self.world.on_main(checkpoints.save_checkpoint, path, self.checkpoint())
 
     def resume(self, path: str | Path) -> None:
         saved = checkpoints.load_checkpoint(path)

@@ -80,7 +80,7 @@ class Memory:
         paths: ``N`` files: training photos relative to the dataset folder, added photos
             absolute.
         class_names: the classes the network was trained on, in class-id order.
-        model_id: :attr:`landmarklib.inference.Predictor.model_id` of the deployment file.
+        model_id: :attr:`landmarklib.deployment.Predictor.model_id` of the deployment file.
         temperature: divides the log-probabilities (:func:`landmarklib.calibration.calibrate`).
         score, threshold, accept: the "I don't know" rule: a photo whose score (a name from
             :data:`landmarklib.calibration.SCORES`) is below ``threshold`` is not accepted as a
@@ -155,7 +155,7 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
 
     Args:
         path: the memory file.
-        model_id: the deployment file's :attr:`~landmarklib.inference.Predictor.model_id`;
+        model_id: the deployment file's :attr:`~landmarklib.deployment.Predictor.model_id`;
             given, a memory of another model is refused.
 
     Raises:
@@ -194,7 +194,7 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
 
 
 def embeddings_of(answers: Iterable) -> tuple[list[str], np.ndarray, list]:
-    """``(paths, float32 (N, F) embeddings, errors)`` of :class:`~landmarklib.inference.Answer`
+    """``(paths, float32 (N, F) embeddings, errors)`` of :class:`~landmarklib.deployment.Answer`
     objects; the photos that failed are only in ``errors``."""
     paths, rows, errors = [], [], []
     for answer in answers:
@@ -214,15 +214,15 @@ def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence
     Example::
 
         samples = training split of check_layout(root).files["train"]
-        answers = inference.classify_photos([p for p, _ in samples], predictor)
+        answers = deployment.classify_photos([p for p, _ in samples], predictor)
         memory = build_memory(answers, [c for _, c in samples], predictor.class_names,
                               predictor.model_id, root)
 
     Args:
-        answers: :class:`~landmarklib.inference.Answer` objects, one per photo, in the order of
+        answers: :class:`~landmarklib.deployment.Answer` objects, one per photo, in the order of
             ``labels`` (a photo that failed is left out, with a warning naming it).
         labels: the photos' class ids.
-        class_names, model_id: the deployment file's (:class:`~landmarklib.inference.Predictor`).
+        class_names, model_id: the deployment file's (:class:`~landmarklib.deployment.Predictor`).
         root: the dataset folder; paths are kept relative to it.
 
     Raises:

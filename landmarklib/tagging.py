@@ -20,10 +20,10 @@ again, unless its coordinates were edited since (then it is the user's, and left
 The photos are only ever read. The walk (:func:`landmarklib.images.find_photos`: the project's
 one rule for which files are photos; hidden files and folders skipped; symbolic links never
 followed out of the folders given, nor round in a loop) is streamed, and so is classification
-(:func:`landmarklib.inference.classify_photos`: threads decode the next photos while the
+(:func:`landmarklib.deployment.classify_photos`: threads decode the next photos while the
 network classifies a batch), so memory stays flat however large the library.
 
-The model is a deployment file run by ONNX Runtime (:class:`landmarklib.inference.Predictor`);
+The model is a deployment file run by ONNX Runtime (:class:`landmarklib.deployment.Predictor`);
 its ``model_id`` (the file's name and a hash of its content) is what the sidecars record.
 """
 
@@ -40,9 +40,9 @@ import numpy as np
 from PIL import Image
 
 from landmarklib import sidecars
+from landmarklib.deployment import classify_photos
 from landmarklib.files import is_abandoned
 from landmarklib.images import find_photos
-from landmarklib.inference import classify_photos
 from landmarklib.places import place_for
 from landmarklib.sidecars import DEFAULT_NAMING, NAMINGS, SidecarError, SidecarInfo
 
@@ -112,7 +112,7 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
 
     Args:
         paths: folders and photo files (see :func:`landmarklib.images.find_photos`).
-        predictor: the model, a :class:`landmarklib.inference.Predictor` (or anything with its
+        predictor: the model, a :class:`landmarklib.deployment.Predictor` (or anything with its
             ``run``, ``input_size``, ``class_names``, ``class_folders`` and ``model_id``).
         threshold: least top-1 probability to write a sidecar (0-1).
         naming: the sidecar naming, one of :data:`landmarklib.sidecars.NAMINGS`.

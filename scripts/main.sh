@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up .venv, get the data, train, evaluate on the test
-# split, and tag a few photos.
+# The main job on a fresh machine: set up .venv, get the data, train (the training file .pt and
+# its deployment file .onnx), evaluate the deployment file on the test split, and tag photos.
 #
 #   bash scripts/main.sh                                   # transfer learning (EfficientNet-Lite0)
 #   KIND=scratch bash scripts/main.sh                      # the CNN from scratch
@@ -16,11 +16,16 @@ if [ -z "${LANDMARK_DATA:-}" ] && [ -z "${LANDMARKLIB_TINY:-}" ]; then
     "$landmarklib" download
 fi
 "$landmarklib" check
-model="runs/${KIND}_model.pt"
+model="runs/${KIND}_model"
 if [ "$KIND" = scratch ]; then
-    "$landmarklib" train scratch --out "$model" --checkpoint runs/scratch.ckpt
+    "$landmarklib" train scratch --out "$model.pt" --checkpoint runs/scratch.ckpt
 else
-    "$landmarklib" train transfer --out "$model"
+    "$landmarklib" train transfer --out "$model.pt"
 fi
-"$landmarklib" evaluate --model "$model"
-"$landmarklib" predict --model "$model" -k 3 landmarklib/tiny/test/16.Eiffel_Tower landmarklib/tiny/test/09.Golden_Gate_Bridge
+"$landmarklib" evaluate --model "$model.onnx"
+"$landmarklib" predict --model "$model.onnx" -k 3 landmarklib/tiny/test/16.Eiffel_Tower \
+    landmarklib/tiny/test/09.Golden_Gate_Bridge
+# Tag a folder of photos as a photo library would be: --dry-run writes no sidecar next to the
+# dataset's photos, only the report and the map.
+"$landmarklib" tag --model "$model.onnx" --dry-run --quiet --report runs/tag_report.csv \
+    --map runs/tag_map.html landmarklib/tiny/test

@@ -95,8 +95,8 @@ def tiny_memory(tiny_model_file):
     """The memory of :func:`tiny_model_file` (:mod:`landmarklib.memory`): the embeddings of the
     tiny data's training split (56 photos), calibrated on its validation split (14 photos)."""
     from landmarklib import data
+    from landmarklib.deployment import Predictor, classify_photos
     from landmarklib.embeddings import fit_calibration
-    from landmarklib.inference import Predictor, classify_photos
     from landmarklib.memory import build_memory
 
     predictor, root = Predictor(tiny_model_file), data.tiny_data_root()

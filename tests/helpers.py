@@ -28,3 +28,14 @@ def synthetic(n: int = 64, n_classes: int = 4, seed: int = 0, shift: int = 0):
 def linear_model(n_classes: int = 4) -> nn.Module:
     """Logistic regression on the 8x8 images of :func:`synthetic`."""
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, n_classes), nn.LogSoftmax(dim=1))
+
+
+def imported_by(code: str) -> set[str]:
+    """The modules a fresh Python process has imported after running ``code``."""
+    import subprocess
+    import sys
+
+    script = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True)
+    return set(result.stdout.strip().splitlines()[-1].split())

@@ -46,7 +46,7 @@ def test_upload_shows_top_k_and_place_like_predict_landmarks(app, tiny_model_fil
     assert eiffel.place.where == "Paris, France"
 
     card = app.cards.children[0]
-    photo, (title, chart) = card.children[0], card.children[1].children
+    (photo,), (title, chart) = card.children[0].children, card.children[1].children
     assert "eiffel.jpg" in title.value
     assert "The Eiffel Tower is in Paris, France" in title.value
     assert "https://www.openstreetmap.org/?mlat=48.8584&amp;mlon=2.2945" in title.value
@@ -107,7 +107,7 @@ def test_a_large_photo_is_shown_as_a_thumbnail(app):
     large = io.BytesIO()
     Image.open(EIFFEL).resize((1200, 900)).save(large, format="JPEG")
     browser_upload(app, {"large.jpg": large.getvalue()})
-    photo = app.cards.children[0].children[0]
+    photo = app.cards.children[0].children[0].children[0]
     assert Image.open(io.BytesIO(photo.value)).size == (224, 168)
 
 
@@ -148,3 +148,14 @@ def test_where_text_says_when_it_is_not_sure():
     assert sure.startswith("The Eiffel Tower is in Paris, France")
     assert unsure.startswith("Not sure this shows a landmark I know (best guess 20%)")
     assert unknown == "Most likely: Atomium (60%)."
+
+
+def test_ticking_the_box_shows_where_the_model_looks(app):
+    browser_upload(app, {"eiffel.jpg": EIFFEL.read_bytes()})
+    before = app.results[0].top
+    app.explain.value = True  # what a click on the checkbox does
+    photo, heatmap = app.cards.children[0].children[0].children
+    assert Image.open(io.BytesIO(heatmap.value)).size == (224, 224)
+    assert heatmap.value != photo.value and app.results[0].top == before
+    app.explain.value = False
+    assert len(app.cards.children[0].children[0].children) == 1

@@ -11,7 +11,7 @@ from PIL import Image
 
 from landmarklib import embeddings
 from landmarklib.data import tiny_data_root
-from landmarklib.inference import Predictor, classify_photos
+from landmarklib.deployment import Predictor, classify_photos
 
 EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
 

@@ -165,7 +165,7 @@ def test_every_kind_of_model_exports_with_its_metadata(kind, tmp_path):
 
 def test_onnx_and_pytorch_give_the_same_answers_on_every_tiny_test_photo(
         tiny_training_file, tiny_model_file):
-    from landmarklib.inference import Predictor
+    from landmarklib.deployment import Predictor
 
     saved, predictor = export.load_model(tiny_training_file), Predictor(tiny_model_file)
     photos = [open_image(p, short_side=predictor.input_size) for p in PHOTOS]

@@ -74,3 +74,12 @@ def test_temporary_files_name_their_process_and_leftovers_are_recognised(tmp_pat
     assert not is_abandoned(tmp_path / ".a.tmp")
     if os.name == "posix":
         assert is_abandoned(dead)
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "report.csv", "file,status\n")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by a photo manager, not only by us

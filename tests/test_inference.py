@@ -37,44 +37,6 @@ def test_predict_landmarks_contract(model):
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_model_is_loaded_once(model, monkeypatch):
-    inference.get_predictor()
-    calls = []
-    monkeypatch.setattr(inference, "Predictor", lambda *a, **k: calls.append(a))
-    for photo in EIFFEL:
-        inference.predict_landmarks(photo, k=3)
-    assert calls == []
-
-
-def test_model_path_order_and_missing_model(tmp_path, monkeypatch, tiny_model_file):
-    monkeypatch.delenv("LANDMARKLIB_MODEL", raising=False)
-    with pytest.raises(FileNotFoundError, match="03_transfer_learning.ipynb"):
-        inference.model_path()
-    monkeypatch.setenv("LANDMARKLIB_MODEL", str(tiny_model_file))
-    assert inference.model_path() == tiny_model_file
-    with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        inference.model_path(tmp_path / "missing.onnx")
-
-
-def test_wrong_kinds_of_model_file_say_what_to_do(tmp_path, tiny_training_file):
-    with pytest.raises(ValueError, match=r"training file \(PyTorch\).*landmarklib export"):
-        inference.model_path(tiny_training_file)  # a .pt where an .onnx is expected
-    damaged = tmp_path / "damaged.onnx"
-    damaged.write_bytes(b"not a protobuf at all")
-    with pytest.raises(ValueError, match="damaged.onnx: not a readable ONNX model file"):
-        inference.Predictor(damaged)
-    plain = tmp_path / "plain.onnx"  # a real ONNX model, without landmarklib's metadata
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["log_probs"])], "g",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph), plain)
-    with pytest.raises(ValueError, match="without landmarklib's metadata.*landmarklib export"):
-        inference.Predictor(plain)
-
-
 def test_question_english():
     assert inference.question(["Eiffel Tower", "Trevi Fountain", "Terminal Tower"]) == (
         "Is this picture of the Eiffel Tower, Trevi Fountain, or Terminal Tower?")
@@ -97,9 +59,35 @@ def test_suggest_locations_draws_the_photo(model):
 
     plt.close("all")
     suggestion = inference.suggest_locations(EIFFEL[0], threshold=0.0)
-    title = plt.gcf().axes[0].get_title()
+    title = plt.gcf()._suptitle.get_text()
     assert title.startswith(suggestion.text) and "Paris, France" in title
+    assert len(plt.gcf().axes) == 1 and suggestion.heatmap is None
     plt.close("all")
+
+
+def test_suggest_locations_can_show_where_the_model_looks(model):
+    """Grad-CAM of the training file beside the deployment file, over the network's view."""
+    import sys
+
+    from matplotlib import pyplot as plt
+
+    plt.close("all")
+    suggestion = inference.suggest_locations(EIFFEL[0], explain=True)
+    assert suggestion.heatmap.size == (224, 224) and suggestion.heatmap.mode == "RGB"
+    assert len(plt.gcf().axes) == 2 and "torch" in sys.modules
+    plt.close("all")
+    # Red (the strongest evidence) somewhere, blue (none) somewhere: a heatmap, not a flat tint.
+    pixels = np.asarray(suggestion.heatmap, dtype=int)
+    red_minus_blue = pixels[..., 0] - pixels[..., 2]
+    assert red_minus_blue.max() > 60 and red_minus_blue.min() < -60
+
+
+def test_a_heatmap_needs_the_training_file(tmp_path, tiny_model_file):
+    import shutil
+
+    alone = Path(shutil.copy(tiny_model_file, tmp_path / "alone.onnx"))
+    with pytest.raises(FileNotFoundError, match="alone.pt beside"):
+        inference.explain_photo(Image.open(EIFFEL[0]), alone)
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from landmarklib import memory as memories
-from landmarklib.inference import Answer
+from landmarklib.deployment import Answer
 from landmarklib.memory import Landmark, Memory
 
 

@@ -31,7 +31,7 @@ GREY = (128, 128, 128)
 
 
 class ColourPredictor:
-    """A stand-in for :class:`landmarklib.inference.Predictor`: probability 0.9 for the class
+    """A stand-in for :class:`landmarklib.deployment.Predictor`: probability 0.9 for the class
     whose colour is nearest the photo's mean colour (within 60 levels, summed over R, G, B),
     else uniform. ``calls`` collects the batch sizes seen; ``interrupt_after`` raises
     KeyboardInterrupt at that batch (as Ctrl-C would)."""
@@ -331,9 +331,9 @@ def test_dry_run_writes_nothing(library, tmp_path):
 
 
 def tag_command(monkeypatch, classifier, argv: list[str]) -> int:
-    from landmarklib import inference
+    from landmarklib import deployment
 
-    monkeypatch.setattr(inference, "get_predictor", lambda model=None: classifier)
+    monkeypatch.setattr(deployment, "get_predictor", lambda model=None: classifier)
     return cli.main(["tag", *argv])
 
 
@@ -373,12 +373,12 @@ def test_command_interrupted(library, monkeypatch, capsys, tmp_path):
 def test_real_model_end_to_end(tiny_model_file, tmp_path, exiftool):
     """The tiny transfer model tags copies of the tiny test photos: what it writes is what
     predict_landmarks answers, and most photos get their own landmark's place."""
-    from landmarklib import inference
+    from landmarklib import deployment, inference
     from landmarklib.data import tiny_data_root
 
     library = Path(shutil.copytree(tiny_data_root() / "test", tmp_path / "photos"))
     before = checksums(library)
-    classifier = inference.get_predictor(tiny_model_file)
+    classifier = deployment.get_predictor(tiny_model_file)
     assert classifier.model_id.startswith("tiny_model.onnx@sha256:")
     summary = run([library], classifier, threshold=0.0, batch_size=8)
     assert summary.counts["tagged"] == 21 and not summary.failed

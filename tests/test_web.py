@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from landmarklib import inference
 from landmarklib.data import tiny_data_root
@@ -289,7 +290,9 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     from gradio_client import Client, handle_file
 
     client = Client(gradio_url, verbose=False)
-    label, where, sidecar = client.predict(handle_file(str(EIFFEL)), 3, api_name="/predict")
+    label, where, sidecar, heatmap = client.predict(handle_file(str(EIFFEL)), 3, False,
+                                                    api_name="/predict")
+    assert heatmap is None
 
     assert label["label"] == "Eiffel Tower"
     expected = inference.predict_with_probabilities(EIFFEL, 3, tiny_model_file)
@@ -304,13 +307,14 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     info = read_sidecar(sidecar)
     assert info.landmark == "Eiffel Tower" and info.latitude == pytest.approx(48.8584, abs=1e-3)
 
-    label, _, _ = client.predict(handle_file(str(TREVI)), 5, api_name="/predict")
+    label, _, _, heatmap = client.predict(handle_file(str(TREVI)), 5, True, api_name="/predict")
     assert label["label"] == "Trevi Fountain" and len(label["confidences"]) == 5
+    assert Image.open(heatmap).size == (224, 224)  # where the model looks, when asked
 
     cut_short = tmp_path / "cut_short.jpg"
     cut_short.write_bytes(EIFFEL.read_bytes()[:2000])
     with pytest.raises(Exception, match="Cannot use cut_short.jpg: the image is truncated"):
-        client.predict(handle_file(str(cut_short)), 3, api_name="/predict")
+        client.predict(handle_file(str(cut_short)), 3, False, api_name="/predict")
 
 
 def test_gradio_page_classifies_an_uploaded_photo(browser, gradio_url):

@@ -53,7 +53,7 @@ def add_parsers(commands) -> None:
 
 def _memory_of(args):
     """``(predictor, memory file, memory)`` of ``--model``."""
-    from landmarklib.inference import get_predictor
+    from landmarklib.deployment import get_predictor
     from landmarklib.memory import memory_path, read_memory
 
     predictor = get_predictor(args.model)
@@ -63,8 +63,8 @@ def _memory_of(args):
 
 def _index(args) -> int:
     from landmarklib import data
+    from landmarklib.deployment import classify_photos, get_predictor
     from landmarklib.embeddings import fit_calibration
-    from landmarklib.inference import classify_photos, get_predictor
     from landmarklib.memory import build_memory, memory_path, write_memory
 
     predictor = get_predictor(args.model)
@@ -93,8 +93,8 @@ def _keep_added(memory, path, predictor):
     """``memory`` with the landmarks of the memory file already at ``path``: kept as they are
     for the same model, embedded again for a retrained one (a landmark whose photos can no
     longer be used is dropped, with a message)."""
+    from landmarklib.deployment import classify_photos
     from landmarklib.embeddings import add_landmark
-    from landmarklib.inference import classify_photos
     from landmarklib.memory import read_memory
 
     if not path.is_file():
@@ -112,9 +112,9 @@ def _keep_added(memory, path, predictor):
 
 
 def _add(args) -> int:
+    from landmarklib.deployment import classify_photos
     from landmarklib.embeddings import add_landmark
     from landmarklib.images import find_photos
-    from landmarklib.inference import classify_photos
     from landmarklib.memory import write_memory
 
     predictor, path, memory = _memory_of(args)

@@ -54,7 +54,7 @@ def _add_tag(commands) -> None:
 
 
 def _predict(args) -> int:
-    from landmarklib.inference import check_k, classify_photos, get_predictor, ranked
+    from landmarklib.deployment import check_k, classify_photos, get_predictor, ranked
     from landmarklib.places import place_for
 
     predictor = get_predictor(args.model)
@@ -86,7 +86,7 @@ def _tag(args) -> int:
     after Ctrl-C (the report of the photos finished is written first; the same command run
     again finishes the job)."""
     from landmarklib import tag_report, tagging
-    from landmarklib.inference import get_predictor
+    from landmarklib.deployment import get_predictor
 
     predictor = get_predictor(args.model)
     summary, interrupted = tagging.TagSummary(), False

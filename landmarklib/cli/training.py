@@ -92,7 +92,8 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from landmarklib.data import check_layout, data_root
-    from landmarklib.inference import evaluate_deployment, get_predictor
+    from landmarklib.deployment import get_predictor
+    from landmarklib.inference import evaluate_deployment
 
     predictor = get_predictor(args.model)
     report = check_layout(data_root(args.data), warn=False, progress=True)

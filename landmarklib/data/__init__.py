@@ -13,6 +13,8 @@ Read in this order, the modules follow the photos:
    the one evaluation preprocessing (:func:`train_transform`, :func:`eval_transform`).
 5. :mod:`~landmarklib.data.loaders`: datasets and **loaders** (:func:`make_loaders`).
 6. :mod:`~landmarklib.data.resized`: smaller copies of large photos (:func:`resized_copy`).
+7. :mod:`~landmarklib.data.shards`: the splits as WebDataset tar files, and loaders that read
+   them on many processes (:func:`write_shards`, :func:`shard_loaders`).
 
 Every public name of those modules is importable from here: ``from landmarklib import data``
 then ``data.make_loaders(...)``. Each is imported from its module when first used (below, the
@@ -33,6 +35,8 @@ MODULES = {
     "locate": ["DATA_ENV", "DATASET_URL", "TINY_ENV", "data_root", "download_landmarks",
                "tiny_data_root", "tiny_mode"],
     "resized": ["resized_copy"],
+    "shards": ["MANIFEST", "SHARDS_FORMAT", "ShardLoader", "ShardStream", "read_manifest",
+               "shard_loader", "shard_loaders", "write_shards"],
     "split": ["channel_stats", "fingerprint", "split_samples", "stratified_split"],
     "transforms": ["CenterCrop", "Downsize", "EvalTransform", "Mirror", "ToInput", "denormalize",
                    "eval_transform", "train_transform"],

@@ -152,7 +152,7 @@ class Loaders:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     size: int
-    report: LayoutReport
+    report: LayoutReport | None  # None for loaders over shards (see their manifest)
 
     @property
     def class_names(self) -> list[str]:

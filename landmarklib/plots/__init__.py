@@ -8,7 +8,7 @@ and :mod:`landmarklib.explain`. By notebook:
 * :mod:`~landmarklib.plots.exploration`: class counts, photo grids, sizes, pixel histograms;
 * :mod:`~landmarklib.plots.training`: loss curves, the live plot during training, the
   overfit check;
-* :mod:`~landmarklib.plots.evaluation`: the confusion matrix and the mistakes gallery;
+* :mod:`~landmarklib.plots.evaluation`: the confusion matrix;
 * :mod:`~landmarklib.plots.explain`: filters, feature maps, Grad-CAM heatmaps;
 * :mod:`~landmarklib.plots.beyond`: embeddings as a map, nearest photos, reliability diagrams,
   known against unknown photos.
@@ -24,7 +24,7 @@ from landmarklib.plots.beyond import (
     roc_curves,
     score_histograms,
 )
-from landmarklib.plots.evaluation import confusion_matrix, mistakes_gallery
+from landmarklib.plots.evaluation import confusion_matrix
 from landmarklib.plots.explain import (
     feature_map_grid,
     filter_grid,
@@ -37,14 +37,16 @@ from landmarklib.plots.exploration import (
     image_batch,
     image_sizes,
     photo,
+    picture_grid,
     sample_grid,
 )
 from landmarklib.plots.training import LivePlot, in_notebook, loss_curves, overfit_curves
 
 __all__ = [
     "embedding_map", "neighbours", "reliability_diagram", "roc_curves", "score_histograms",
-    "confusion_matrix", "mistakes_gallery",
+    "confusion_matrix",
     "feature_map_grid", "filter_grid", "heatmap_grid", "randomization_comparison",
-    "channel_histograms", "class_counts", "image_batch", "image_sizes", "photo", "sample_grid",
+    "channel_histograms", "class_counts", "image_batch", "image_sizes", "photo", "picture_grid",
+    "sample_grid",
     "LivePlot", "in_notebook", "loss_curves", "overfit_curves",
 ]

@@ -1,16 +1,13 @@
-"""Figures of a test result: the confusion matrix and the most confident mistakes."""
+"""Figures of a test result: the confusion matrix (the most confident mistakes are shown with
+their heatmaps, :func:`landmarklib.plots.explain.heatmap_grid`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-
-from landmarklib.plots.exploration import sample_grid
 
 
 def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str],
@@ -35,25 +32,3 @@ def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str],
     fig.colorbar(shown, ax=ax, fraction=0.046, label="share of the class's photos")
     fig.tight_layout()
     return fig
-
-
-def mistakes_gallery(paths: Sequence[str | os.PathLike], log_probs: torch.Tensor,
-                     labels: torch.Tensor, indices: Sequence[int], class_names: Sequence[str],
-                     columns: int = 4) -> Figure:
-    """Photos the model got wrong, each titled "predicted (probability) / truth".
-
-    Args:
-        paths: the file of every evaluated photo, in evaluation order.
-        log_probs: float ``(N, C)``; labels: int64 ``(N,)``.
-        indices: which photos to show, e.g. from
-            :func:`landmarklib.evaluation.most_confident_mistakes`.
-
-    Taught in notebooks/02_cnn_from_scratch.ipynb, 'Testing the model'.
-    """
-    titles, samples = [], []
-    for i in [int(i) for i in indices]:
-        probability, predicted = log_probs[i].exp().max(dim=0)
-        titles.append(f"{class_names[int(predicted)]} ({float(probability):.0%})\n"
-                      f"truth: {class_names[int(labels[i])]}")
-        samples.append((paths[i], int(labels[i])))
-    return sample_grid(samples, class_names, columns=columns, titles=titles)

@@ -59,15 +59,25 @@ def sample_grid(
     """
     from landmarklib.images import open_image
 
-    rows = max(1, math.ceil(len(samples) / columns))
+    images = [open_image(path, short_side=256) for path, _ in samples]
+    return picture_grid(images, titles or [class_names[label] for _, label in samples], columns)
+
+
+def picture_grid(pictures: Sequence[Image.Image], titles: Sequence[str],
+                 columns: int = 6) -> Figure:
+    """Pictures (PIL images: photos, heatmaps over photos) in a grid, each with its title.
+
+    Taught in notebooks/04_inference_and_app.ipynb, 'Why that answer?'.
+    """
+    rows = max(1, math.ceil(len(pictures) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for i, (ax, (path, label)) in enumerate(zip(axes.flat, samples)):
-        image = open_image(path)
-        image.thumbnail((256, 256))
-        ax.imshow(image)
-        ax.set_title(titles[i] if titles else class_names[label], fontsize=8)
+    for ax, picture, title in zip(axes.flat, pictures, titles):
+        picture = picture.copy()
+        picture.thumbnail((256, 256))
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -140,11 +150,14 @@ def image_batch(images: torch.Tensor, labels: Sequence[int], class_names: Sequen
     return fig
 
 
-def photo(image: Image.Image, title: str) -> Figure:
-    """One photo with a title (used by :func:`landmarklib.inference.suggest_locations`)."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(image)
-    ax.set_title(title, fontsize=11, wrap=True)
-    ax.axis("off")
+def photo(image: Image.Image, title: str, heatmap: Image.Image | None = None) -> Figure:
+    """One photo with a title, and beside it its heatmap if given (used by
+    :func:`landmarklib.inference.suggest_locations`)."""
+    pictures = [image] if heatmap is None else [image, heatmap]
+    fig, axes = plt.subplots(1, len(pictures), figsize=(5 * len(pictures), 5), squeeze=False)
+    for ax, picture in zip(axes[0], pictures):
+        ax.imshow(picture)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11, wrap=True)
     fig.tight_layout()
     return fig
