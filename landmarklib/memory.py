@@ -36,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from landmarklib.files import atomic_path
+from landmarklib.places import Place
 
-__all__ = ["MEMORY_FORMAT", "Landmark", "Memory", "memory_path", "build_memory", "write_memory",
-           "read_memory", "embeddings_of"]
+__all__ = ["MEMORY_FORMAT", "Landmark", "Neighbour", "Memory", "memory_path", "build_memory",
+           "write_memory", "read_memory", "embeddings_of"]
 
 MEMORY_FORMAT = "landmarklib-memory/1"
 
@@ -68,6 +69,29 @@ class Landmark:
         """``"City, Country"`` (as much as is known)."""
         return ", ".join(part for part in (self.city, self.country) if part)
 
+    @property
+    def place(self) -> Place | None:
+        """Where it is, as the landmark table's places are (``None`` without coordinates)."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return Place(self.name, self.name, self.city, self.country, self.latitude,
+                     self.longitude)
+
+
+@dataclass
+class Neighbour:
+    """A remembered photo similar to a new one: the evidence shown next to an answer.
+
+    Attributes:
+        path: the photo file (absolute where the memory knows the dataset folder).
+        name: its class (a trained or an added landmark).
+        similarity: the cosine similarity of the two embeddings (1: the same direction).
+    """
+
+    path: Path
+    name: str
+    similarity: float
+
 
 @dataclass
 class Memory:
@@ -92,6 +116,7 @@ class Memory:
         margin: the margin of :func:`landmarklib.embeddings.recognise` for the landmarks
             added (0 before any).
         landmarks: the added landmarks, in class-id order.
+        root: the dataset folder the training photos' paths are relative to ("" if unknown).
     """
 
     embeddings: np.ndarray
@@ -107,6 +132,16 @@ class Memory:
     valid_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     margin: float = 0.0
     landmarks: list[Landmark] = field(default_factory=list)
+    root: str = ""
+
+    def neighbours(self, indices: np.ndarray, similarities: np.ndarray) -> list[Neighbour]:
+        """The remembered photos at ``indices`` (int ``(k,)``, rows of :attr:`embeddings`, e.g.
+        one row of :func:`landmarklib.embeddings.nearest`'s answer) as :class:`Neighbour`
+        objects, with ``similarities`` (float ``(k,)``)."""
+        names = self.names
+        return [Neighbour(Path(self.root, self.paths[i]) if self.root else Path(self.paths[i]),
+                          names[int(self.labels[i])], float(s))
+                for i, s in zip(indices, similarities)]
 
     @property
     def names(self) -> list[str]:
@@ -136,7 +171,7 @@ def write_memory(memory: Memory, path: str | os.PathLike) -> Path:
     meta = {"format": MEMORY_FORMAT, "class_names": memory.class_names,
             "model_id": memory.model_id, "temperature": memory.temperature,
             "score": memory.score, "threshold": memory.threshold, "accept": memory.accept,
-            "margin": memory.margin,
+            "margin": memory.margin, "root": memory.root,
             "landmarks": [{"name": m.name, "photos": m.photos, "city": m.city,
                            "country": m.country, "latitude": m.latitude,
                            "longitude": m.longitude} for m in memory.landmarks]}
@@ -178,7 +213,7 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
                         meta["class_names"], meta["model_id"], meta["temperature"],
                         meta["score"], meta["threshold"], meta["accept"],
                         arrays["valid_embeddings"], arrays["valid_confidence"], meta["margin"],
-                        landmarks)
+                        landmarks, meta.get("root", ""))
         if not len(memory.labels) == len(memory.embeddings) == len(memory.paths):
             raise ValueError("arrays of different lengths")
     except (KeyError, TypeError, ValueError, OSError) as error:
@@ -240,4 +275,4 @@ def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence
     if not rows:
         raise ValueError("no photo could be used to build the memory")
     return Memory(np.stack(rows).astype(np.float16), np.array(kept, dtype=np.int64), paths,
-                  list(class_names), model_id)
+                  list(class_names), model_id, root=str(Path(root).resolve()) if root else "")

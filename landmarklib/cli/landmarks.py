@@ -7,15 +7,15 @@ memory (:mod:`landmarklib.memory`), the file beside its deployment file.
     landmarklib landmarks [--json]
 
 ``index`` embeds the training split's photos, fits the temperature and the "I don't know"
-threshold on the validation split (:func:`landmarklib.embeddings.fit_calibration`) and keeps
-the landmarks added before. The other commands change or list the added landmarks; every
+threshold on the validation split and keeps the landmarks added before
+(:func:`landmarklib.indexing.index_model`); ``landmarklib train`` does it too, unless
+``--no-index``. The other commands change or list the added landmarks; every
 change is written atomically, and nothing is written when something is wrong.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
 from landmarklib.cli.options import DATA_HELP, MODEL_HELP, probability
 
@@ -62,53 +62,19 @@ def _memory_of(args):
 
 
 def _index(args) -> int:
-    from landmarklib import data
-    from landmarklib.deployment import classify_photos, get_predictor
-    from landmarklib.embeddings import fit_calibration
-    from landmarklib.memory import build_memory, memory_path, write_memory
+    from landmarklib.deployment import get_predictor
+    from landmarklib.indexing import index_model
 
-    predictor = get_predictor(args.model)
-    report = data.check_layout(data.data_root(args.data), warn=False, progress=True)
-    if report.problems or report.classes != predictor.class_folders:
-        raise ValueError(f"the dataset in {report.root} is not the one the model was trained "
-                         f"on ({len(report.classes)} classes, the model knows "
-                         f"{len(predictor.class_folders)}):\n{report}")
-    train, valid = data.split_samples(report.files["train"], report.root)
-    memory = build_memory(classify_photos([p for p, _ in train], predictor),
-                          [c for _, c in train], predictor.class_names, predictor.model_id,
-                          report.root)
-    answers = list(classify_photos([p for p, _ in valid], predictor))
-    memory = _keep_added(memory, memory_path(predictor.path), predictor)
-    memory, measured = fit_calibration(memory, answers, [c for _, c in valid], args.accept,
-                                       args.score)
-    path = write_memory(memory, memory_path(predictor.path))
-    print(f"{path}: {len(train)} training photos; temperature {memory.temperature:.3f} "
-          f"(validation ECE {measured['ece_before']:.1%} -> {measured['ece_after']:.1%}); "
-          f"'I don't know' below {memory.score} {memory.threshold:.4f} (accepts "
-          f"{memory.accept:.0%} of the validation photos)")
+    report_index(*index_model(get_predictor(args.model), args.data, args.accept, args.score))
     return 0
 
 
-def _keep_added(memory, path, predictor):
-    """``memory`` with the landmarks of the memory file already at ``path``: kept as they are
-    for the same model, embedded again for a retrained one (a landmark whose photos can no
-    longer be used is dropped, with a message)."""
-    from landmarklib.deployment import classify_photos
-    from landmarklib.embeddings import add_landmark
-    from landmarklib.memory import read_memory
-
-    if not path.is_file():
-        return memory
-    old = read_memory(path)
-    for landmark in old.landmarks:
-        try:
-            memory = add_landmark(memory, landmark.name,
-                                  classify_photos(landmark.photos, predictor),
-                                  landmark.where,
-                                  landmark.latitude, landmark.longitude)
-        except ValueError as error:
-            print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
-    return memory
+def report_index(path, memory, measured) -> None:
+    """Print what :func:`landmarklib.indexing.index_model` wrote."""
+    print(f"{path}: {int((memory.labels < len(memory.class_names)).sum())} training photos; "
+          f"temperature {memory.temperature:.3f} (validation ECE {measured['ece_before']:.1%} "
+          f"-> {measured['ece_after']:.1%}); 'I don't know' below {memory.score} "
+          f"{memory.threshold:.4f} (accepts {memory.accept:.0%} of the validation photos)")
 
 
 def _add(args) -> int:
