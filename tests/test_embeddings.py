@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import striped_photos
 
 from landmarklib import embeddings
 from landmarklib.data import tiny_data_root
 from landmarklib.deployment import Predictor, classify_photos
 
 EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
-
-
-def striped_photos(folder: Path, n: int = 4) -> list[Path]:
-    """``n`` photos of a "landmark" no model has seen: red and yellow stripes, shifted and
-    with a little noise (seeded), as JPEG files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng, paths = np.random.default_rng(0), []
-    for i in range(n):
-        x = np.arange(240)[None, :] + 7 * i
-        stripes = ((x // 20) % 2).repeat(200, axis=0)[..., None]
-        pixels = np.where(stripes, [230, 40, 30], [250, 210, 40]) + rng.normal(0, 8, (200, 240, 3))
-        paths.append(folder / f"stripes_{i}.jpg")
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(paths[-1], quality=92)
-    return paths
 
 
 @pytest.fixture(scope="module")
