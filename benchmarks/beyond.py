@@ -70,16 +70,12 @@ def main() -> None:
 
 def landmarks40(source: Path, work: Path) -> tuple[Path, list[str], list[str]]:
     """A dataset folder of symbolic links to 40 of the 44 classes; the 4 held out."""
-    classes = sorted(p.name for p in (source / "train").iterdir() if p.is_dir())
+    from landmarklib.data import class_folders, class_subset
+
+    classes = class_folders(source / "train")
     held = [classes[i] for i in sorted(random.Random(0).sample(range(len(classes)), 4))]
     known = [c for c in classes if c not in held]
-    root = work / "landmarks40"
-    for split in ("train", "test"):
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for name in known:
-            link = root / split / name
-            if not link.exists():
-                link.symlink_to(source / split / name, target_is_directory=True)
+    root = class_subset(source, work / "landmarks40", known)
     print(f"Held out: {', '.join(held)}", flush=True)
     return root, known, held
 
