@@ -196,6 +196,7 @@ def adding(memory, outputs: dict, draws: int) -> dict:
 
 def rules(memory, outputs: dict, draws: int) -> dict:
     """The combination rules compared when choosing one, on the same embeddings and draws."""
+    from landmarklib.calibration import calibrate
     from landmarklib.embeddings import SHARPNESS, TAKE_AT_MOST
 
     n = len(memory.class_names)
@@ -212,11 +213,8 @@ def rules(memory, outputs: dict, draws: int) -> dict:
     def nearest_trained(e):
         return (e @ trained.T).max(axis=1)
 
-    def confidence(e_log_probs):
-        from landmarklib.calibration import calibrate
-        return np.log(calibrate(e_log_probs, memory.temperature).max(axis=1)) / SHARPNESS
-
-    conf_q = confidence(np.concatenate([stacked(test, "log_probs"), stacked(near, "log_probs")]))
+    conf_q = np.log(calibrate(np.concatenate([stacked(test, "log_probs"), stacked(
+        near, "log_probs")]), memory.temperature).max(axis=1)) / SHARPNESS
     conf_v = np.log(np.maximum(memory.valid_confidence, 1e-12)) / SHARPNESS
     scores = {}
     for seed in range(draws):

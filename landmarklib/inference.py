@@ -164,43 +164,39 @@ def suggest_locations(
     answer = answer_images([image], predictor, [image_path])[0]
     top = ranked(answer.probabilities, predictor.class_names, k)
     heatmap = explain_photo(image, model) if explain else None
-    names = [n for n, _ in top]
-    probabilities = [p for _, p in top]
-    places = [predictor.place(n) for n in names]
+    names, probabilities = [n for n, _ in top], [p for _, p in top]
     if threshold is None:
         sure = answer.known if predictor.memory else probabilities[0] >= DEFAULT_THRESHOLD
     else:
         sure = probabilities[0] >= threshold
-    if sure:
-        text = question(names)
-    else:
-        text = (f"Not sure this shows a landmark I know (best guess {probabilities[0]:.0%}). "
-                + question(names))
-    where = places[0]
+    text = question(names) if sure else (
+        f"Not sure this shows a landmark I know (best guess {probabilities[0]:.0%}). "
+        + question(names))
+    suggestion = Suggestion(names, probabilities, [predictor.place(n) for n in names], sure,
+                            text, heatmap, answer.neighbours)
     if show:
-        from matplotlib import pyplot as plt
-
-        from landmarklib.plots import photo
-
-        caption = f"{text}\n(the {names[0]} is in {where.where})" if where and sure else text
-        photo(image, caption, heatmap)
-        plt.show()
-        _show_neighbours(image_path, answer.neighbours)
-    return Suggestion(names, probabilities, places, sure, text, heatmap, answer.neighbours)
+        _show(image, image_path, suggestion)
+    return suggestion
 
 
-def _show_neighbours(image_path, neighbours: Sequence[Neighbour]) -> None:
-    """Draw the photo beside its most similar remembered photos (those still on disk)."""
-    found = [n for n in neighbours if n.path.is_file()]
-    if not found:
-        return
+def _show(image: Image.Image, image_path, suggestion: Suggestion) -> None:
+    """Draw the photo titled with the suggestion (and its heatmap), then the photo beside its
+    most similar remembered photos (those still on disk)."""
     from matplotlib import pyplot as plt
 
     from landmarklib.plots import neighbours as neighbours_figure
+    from landmarklib.plots import photo
 
-    neighbours_figure(image_path, [n.path for n in found], [n.name for n in found],
-                      [n.similarity for n in found])
+    text, where = suggestion.text, suggestion.places[0]
+    if where and suggestion.sure:
+        text = f"{text}\n(the {suggestion.names[0]} is in {where.where})"
+    photo(image, text, suggestion.heatmap)
     plt.show()
+    found = [n for n in suggestion.neighbours if n.path.is_file()]
+    if found:
+        neighbours_figure(image_path, [n.path for n in found], [n.name for n in found],
+                          [n.similarity for n in found])
+        plt.show()
 
 
 _NETWORKS: dict[tuple[str, int], object] = {}
