@@ -4,10 +4,9 @@ A sidecar is a small XMP file beside the photo; photo managers read it on top of
 inside the photo, so the photo itself is never opened for writing. Two naming conventions exist
 (:data:`NAMINGS`):
 
-* ``photo.jpg.xmp`` (the default): digiKam's and darktable's; Immich looks for it first. The
-  extension stays in the name, so ``IMG_1.jpg`` and ``IMG_1.cr2`` (RAW + JPEG) get one each;
-* ``photo.xmp``: ExifTool's and Adobe's (Lightroom and Bridge read sidecars of RAW files only);
-  Immich reads it too, digiKam when set to.
+* ``photo.jpg.xmp`` (the default): digiKam's, darktable's, Immich's first choice; ``IMG_1.jpg``
+  and ``IMG_1.cr2`` (RAW + JPEG) get one each;
+* ``photo.xmp``: ExifTool's and Adobe's (Lightroom reads sidecars of RAW files only).
 
 What :func:`write_sidecar` writes; an existing sidecar is merged, every other property (such as
 ``xmp:Rating``, a title or darktable's edit history) kept:
@@ -26,16 +25,13 @@ What :func:`write_sidecar` writes; an existing sidecar is merged, every other pr
   (``Places|France|Paris|Eiffel Tower``: Lightroom, digiKam, darktable; Immich reads tags from
   ``digiKam:TagsList``, then ``lr:hierarchicalSubject``, not ``dc:subject``), and
   ``digiKam:TagsList`` (``Places/France/Paris/Eiffel Tower``) if the sidecar already has one;
-* in the project's namespace (:data:`NAMESPACE`, prefix ``landmarklib``): ``Model`` (which
-  model answered), ``Landmark``, ``ClassFolder``, ``Probability`` (top-1, 0-1), ``TaggedAt``
-  (ISO 8601) and ``AddedKeywords`` (what this project added, so that a later answer can take
-  it back out); and ``xmp:MetadataDate``.
+* in the project's namespace (:data:`NAMESPACE`): ``Model``, ``Landmark``, ``ClassFolder``,
+  ``Probability`` (top-1), ``TaggedAt`` and ``AddedKeywords`` (so that a later answer can take
+  them back out); and ``xmp:MetadataDate``.
 
-Why exiv2 (``python-exiv2``) rather than ExifTool (``pyexiftool``): exiv2 is a C++ library
-inside this process, with no program behind a pipe to start, feed and install (ExifTool is Perl,
-an extra install on Windows); it is the library digiKam uses for its metadata; its XMP Toolkit
-writes the XML, so nothing here writes XML by hand. ExifTool stays the second, independent
-reader of the sidecars in the tests. Use this module from one thread at a time (exiv2's XMP
+Why exiv2 (``python-exiv2``) rather than ExifTool: a C++ library inside this process (no Perl
+program behind a pipe to install and feed), the one digiKam uses; its XMP Toolkit writes the
+XML. ExifTool is the tests' second, independent reader. One thread at a time (exiv2's XMP
 Toolkit is not thread-safe).
 """
 
@@ -55,8 +51,8 @@ from typing import TYPE_CHECKING
 from landmarklib.files import atomic_path
 from landmarklib.places import Place
 
-if TYPE_CHECKING:  # exiv2 is imported by the functions that read or write a sidecar, so that
-    import exiv2  # the command line starts without it
+if TYPE_CHECKING:  # imported when a sidecar is read or written: the CLI starts without it
+    import exiv2
 
 #: The project's XMP namespace (URI) and the prefix it is written with.
 NAMESPACE = "https://github.com/landmarklib/ns/1.0/"

@@ -25,6 +25,19 @@ def tiny_copy(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shards(tmp_path_factory) -> Path:
+    """The tiny subset as WebDataset shards of 8 photos: 7 training, 2 validation and 3 test
+    shards (enough for 2 ranks)."""
+    from landmarklib import data
+
+    out = tmp_path_factory.mktemp("shards")
+    with pytest.MonkeyPatch.context() as patch:  # this session's private cache, as above
+        patch.setenv("LANDMARKLIB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data.write_shards(tiny_data_root(), out, shard_size=8, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_model_file(tiny_training_file) -> Path:
     """The deployment file (.onnx) of :func:`tiny_training_file`: what tagging uses."""
     from landmarklib import export

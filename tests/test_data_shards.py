@@ -19,16 +19,6 @@ from landmarklib.cli import main as cli_main
 TRAIN, VALID, TEST = 56, 14, 21
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    """The tiny subset as shards of 8 photos: 7 training, 2 validation and 3 test shards."""
-    out = tmp_path_factory.mktemp("shards")
-    with pytest.MonkeyPatch.context() as patch:  # the session's private cache (conftest)
-        patch.setenv("LANDMARKLIB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        data.write_shards(data.tiny_data_root(), out, shard_size=8, progress=False)
-    return out
-
-
 def test_shards_written_twice_are_byte_identical(shards, tmp_path):
     data.write_shards(data.tiny_data_root(), tmp_path, shard_size=8, progress=False)
     names = sorted(p.name for p in shards.iterdir())

@@ -21,7 +21,7 @@ from helpers import QUIET, linear_model, synthetic
 from torch.utils.data import DataLoader, TensorDataset
 
 import landmarklib
-from landmarklib import checkpoints, data, export
+from landmarklib import checkpoints, export
 from landmarklib.fitting import fit
 from landmarklib.training import Recipe
 from landmarklib.world import World
@@ -29,16 +29,6 @@ from landmarklib.world import World
 REPO = Path(landmarklib.__file__).resolve().parents[1]
 #: The scratch CNN on the tiny shards, small and fast: 64 px, 12 epochs, 3 steps per epoch.
 SCRATCH = ["--size", "64", "--epochs", "12", "--precision", "float32", "--seed", "0"]
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    """The tiny subset as shards of 8 photos (7 training shards: enough for 2 ranks)."""
-    out = tmp_path_factory.mktemp("shards")
-    with pytest.MonkeyPatch.context() as patch:  # the session's private cache (conftest)
-        patch.setenv("LANDMARKLIB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        data.write_shards(data.tiny_data_root(), out, shard_size=8, progress=False)
-    return out
 
 
 def _free_port() -> int:
