@@ -278,7 +278,8 @@ class Answer:
 
     Attributes:
         path: the photo file.
-        probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed.
+        probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed. With a
+            memory the probabilities are calibrated and cover the added landmarks too.
         error: why the photo could not be used (an ImageError naming the file), or ``None``.
         log_probs, logits: float32 ``(C,)``, the network's raw outputs (for calibration and
             the scores of :mod:`landmarklib.calibration`); ``None`` when it failed, or when the
@@ -359,8 +360,8 @@ def _answer(batch, predictor: Predictor) -> list[Answer]:
 
 
 def _answers(batch, answer) -> list[Answer]:
-    """One :class:`Answer` per ``(path, image or error)`` of ``batch``: ``answer(row)`` for
-    the ``row``-th usable photo, ``answer(row, path)``."""
+    """One :class:`Answer` per ``(path, image or error)`` of ``batch``: ``answer(row, path)``
+    for the ``row``-th usable photo, an error answer for the others."""
     answers, row = [], 0
     for path, image in batch:
         if isinstance(image, Exception):
