@@ -162,12 +162,15 @@ def test_bad_k(model, k):
 # ---------------------------------------------------------------------------- command line
 
 
-@pytest.mark.parametrize("entry", ["cli", "predict_landmarks"])
+@pytest.mark.parametrize("entry", ["cli", "tag", "predict_landmarks"])
 def test_tagging_never_imports_torch(tiny_model_file, entry):
-    """A fresh process tags a photo through the command line or predict_landmarks, and never
-    imports torch (nor torchvision, timm, or the training side of landmarklib)."""
+    """A fresh process tags a photo through the command line (``predict``; ``tag --dry-run``
+    on a folder) or predict_landmarks, and never imports torch (nor torchvision, timm, or the
+    training side of landmarklib)."""
     call = {"cli": f"landmarklib.cli.main(['predict', {str(PHOTOS[0])!r}, '--model', "
                    f"{str(tiny_model_file)!r}])",
+            "tag": f"landmarklib.cli.main(['tag', {str(PHOTOS[0].parent)!r}, '--dry-run', "
+                   f"'--model', {str(tiny_model_file)!r}])",
             "predict_landmarks": f"print(landmarklib.inference.predict_landmarks("
                                  f"{str(PHOTOS[0])!r}, 3, {str(tiny_model_file)!r}))"}[entry]
     code = textwrap.dedent(f"""
@@ -186,4 +189,6 @@ def test_tagging_never_imports_torch(tiny_model_file, entry):
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert str(PHOTOS[0]) in result.stdout or "[" in result.stdout
+    in_folder = len(list(PHOTOS[0].parent.glob("*.jpg")))
+    expected = {"cli": str(PHOTOS[0]), "tag": f"{in_folder} photos:", "predict_landmarks": "['"}
+    assert expected[entry] in result.stdout, result.stdout
