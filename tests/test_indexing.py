@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -183,3 +185,24 @@ def test_a_memory_of_another_model_is_ignored_with_a_warning(indexed, tmp_path):
     with pytest.warns(UserWarning, match="answering without it"):
         suggestion = inference.suggest_locations(EIFFEL[0], model=model, show=False)
     assert suggestion.neighbours == [] and suggestion.names[0] == "Eiffel Tower"
+
+
+def test_answering_with_a_memory_never_imports_torch(added, stripes):
+    """A fresh process that predicts with a memory (calibration, added landmarks, nearest
+    photos) imports no torch, torchmetrics or training code."""
+    code = textwrap.dedent(f"""
+        import sys
+        import landmarklib.cli
+
+        status = landmarklib.cli.main(['predict', {str(stripes[3])!r}, '--json', '--model',
+                                       {str(added)!r}])
+        heavy = sorted({{m.split(".")[0] for m in sys.modules}}
+                       & {{"torch", "torchvision", "timm", "torchmetrics"}}
+                       | {{m for m in sys.modules if m.startswith(("landmarklib.data",
+                          "landmarklib.export", "landmarklib.training"))}})
+        assert status == 0 and not heavy, (status, heavy)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert '"name": "Striped Tower"' in result.stdout
