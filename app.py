@@ -13,7 +13,10 @@ It uses the same predictor as everything else (:func:`landmarklib.deployment.get
 deployment file, read once, run by ONNX Runtime; torch is never imported), and opens the
 uploaded file itself, so its answers are exactly those of
 :func:`landmarklib.inference.predict_landmarks` for the same photo. A photo the model is sure of
-also gets its XMP sidecar, to download (:func:`landmarklib.tagging.sidecar_for`). The model file is
+also gets its XMP sidecar, to download (:func:`landmarklib.tagging.sidecar_for`). With a memory
+beside the model (:mod:`landmarklib.memory`) it answers with the added landmarks, calibrated
+probabilities and the stored "I don't know" threshold, and shows the three most similar
+training photos with their classes and similarities. The model file is
 found as :func:`landmarklib.deployment.model_path` finds it: ``--model``, else
 ``$LANDMARKLIB_MODEL``, else where notebook 03 and ``landmarklib train`` save it.
 
@@ -32,10 +35,9 @@ import gradio as gr  # noqa: E402
 
 from landmarklib.app import MAX_K  # noqa: E402
 from landmarklib.data.locate import tiny_data_root  # noqa: E402
-from landmarklib.deployment import get_predictor, ranked  # noqa: E402
+from landmarklib.deployment import answer_images, get_predictor, ranked  # noqa: E402
 from landmarklib.images import ImageError, open_image  # noqa: E402
 from landmarklib.inference import explain_photo  # noqa: E402
-from landmarklib.places import place_for  # noqa: E402
 from landmarklib.tagging import sidecar_for  # noqa: E402
 
 #: One test photo of each landmark in the tiny subset shipped with the package.
@@ -51,8 +53,10 @@ def classify(image_path: str | None, k: int, show_heatmap: bool = False,
     heatmap imports torch and takes seconds).
 
     Returns:
-        ``({landmark: probability}, sentence, sidecar file or None, heatmap or None)``: what
-        ``gr.Label``, ``gr.Markdown``, ``gr.File`` and ``gr.Image`` show.
+        ``({landmark: probability}, sentence, sidecar file or None, heatmap or None,
+        [(similar photo, "class, similarity"), ...])``: what ``gr.Label``, ``gr.Markdown``,
+        ``gr.File``, ``gr.Image`` and ``gr.Gallery`` show (the gallery is empty without a
+        memory).
     """
     if image_path is None:
         raise gr.Error("Upload a photo first.")
@@ -61,13 +65,18 @@ def classify(image_path: str | None, k: int, show_heatmap: bool = False,
         image = open_image(image_path, short_side=predictor.input_size)
     except ImageError as error:
         raise gr.Error(f"Cannot use {Path(error.path).name}: {error.reason}") from None
-    probabilities = predictor.probabilities([image])[0]
-    top = ranked(probabilities, predictor.class_names, int(k))
-    place = place_for(top[0][0])
+    answer = answer_images([image], predictor, [image_path])[0]
+    top = ranked(answer.probabilities, predictor.class_names, int(k))
+    place = predictor.place(top[0][0])
     where = f"The {place.name} is in {place.where} ([map]({place.map_url}))." if place else ""
-    sidecar = sidecar_for(Path(image_path).name, probabilities, predictor)
+    if not answer.known:
+        where = f"Not sure this shows a landmark I know. {where}"
+    sidecar = sidecar_for(Path(image_path).name, answer.probabilities, predictor,
+                          known=answer.known)
     heatmap = explain_photo(image, model) if show_heatmap else None
-    return dict(top), where, str(sidecar) if sidecar else None, heatmap
+    similar = [(str(n.path), f"{n.name}, similarity {n.similarity:.2f}")
+               for n in answer.neighbours if n.path.is_file()]
+    return dict(top), where, str(sidecar) if sidecar else None, heatmap, similar
 
 
 def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
@@ -91,6 +100,7 @@ def build_demo(model: str | os.PathLike | None = None) -> gr.Interface:
             gr.File(label="XMP sidecar: put it next to your photo, photo managers read the "
                           "place from it (only when the model is sure)"),
             gr.Image(type="pil", label="Where the model looks (red: the evidence)"),
+            gr.Gallery(label="Most similar training photos", columns=3, height="auto"),
         ],
         examples=[[str(path), 3, False] for path in EXAMPLES],
         cache_examples=False,

@@ -7,7 +7,11 @@ In a notebook cell::
 
 Upload one photo or several. Each becomes a card: the photo, a horizontal bar chart of its
 ``k`` most likely landmarks with their probabilities, and the place where the most likely one
-is, with a link to it on OpenStreetMap. A file that is not a photo gets a card that names it
+is, with a link to it on OpenStreetMap; with a memory beside the model
+(:mod:`landmarklib.memory`), the added landmarks are among the answers, the probabilities are
+calibrated, "not sure" follows the stored threshold, and the card shows the three most similar
+training photos with their classes and similarities. A file that is not a photo gets a card
+that names it
 and says what is wrong. Moving the ``k`` slider redraws the cards; nothing is uploaded again.
 
 The model is the one :func:`landmarklib.deployment.get_predictor` loads once and keeps, and the
@@ -31,18 +35,18 @@ import html
 import io
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as widgets
-import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
-from landmarklib.deployment import Predictor, get_predictor, ranked
-from landmarklib.images import ImageError, image_from_bytes
+from landmarklib.deployment import Answer, Predictor, answer_images, get_predictor, ranked
+from landmarklib.images import ImageError, image_from_bytes, open_image
 from landmarklib.inference import DEFAULT_THRESHOLD, explain_photo
-from landmarklib.places import Place, place_for
+from landmarklib.memory import Neighbour
+from landmarklib.places import Place
 from landmarklib.tagging import sidecar_for
 
 #: The slider goes up to this many landmarks (or the number the model knows, if fewer).
@@ -65,6 +69,9 @@ class PhotoResult:
         sidecar: the XMP sidecar this photo would get in a library
             (:func:`landmarklib.tagging.sidecar_for`), offered as a download; None when the
             model is not sure.
+        known: whether the photo passed the memory's "I don't know" rule; ``None`` without
+            a memory (then the top-1 probability decides, :func:`where_text`).
+        neighbours: the most similar remembered photos (none without a memory).
     """
 
     name: str
@@ -72,6 +79,8 @@ class PhotoResult:
     place: Place | None
     error: str | None = None
     sidecar: Path | None = None
+    known: bool | None = None
+    neighbours: list[Neighbour] = field(default_factory=list)
 
 
 class LandmarkApp:
@@ -109,7 +118,7 @@ class LandmarkApp:
                                     self.cards])
         self.widget.add_class("landmark-app")
         self.results: list[PhotoResult] = []
-        self._photos: list[tuple[str, Image.Image | ImageError, np.ndarray | None]] = []
+        self._photos: list[tuple[str, Image.Image | ImageError, Answer | None]] = []
         self.upload.observe(lambda change: self.handle_upload(change["new"]), names="value")
         self.k.observe(lambda change: self.show(), names="value")
         self.explain.observe(lambda change: self.show(), names="value")
@@ -133,22 +142,27 @@ class LandmarkApp:
             except ImageError as error:
                 self._photos.append((item["name"], error, None))
                 continue
-            self._photos.append((item["name"], image, self.predictor.probabilities([image])[0]))
+            answer = answer_images([image], self.predictor, [item["name"]])[0]
+            self._photos.append((item["name"], image, answer))
         return self.show()
 
     def show(self) -> list[PhotoResult]:
         """Redraw the cards of the uploaded photos with the slider's ``k`` (the network ran
         once per photo, at upload)."""
         names, self.results, cards = self.predictor.class_names, [], []
-        for number, (name, image, probabilities) in enumerate(self._photos):
+        for number, (name, image, answer) in enumerate(self._photos):
             if isinstance(image, ImageError):
                 result = PhotoResult(name, [], None, error=str(image))
                 cards.append(error_card(result))
                 self.results.append(result)
                 continue
-            top = ranked(probabilities, names, self.k.value)
-            result = PhotoResult(name, top, place_for(top[0][0]),
-                                 sidecar=sidecar_for(name, probabilities, self.predictor))
+            top = ranked(answer.probabilities, names, self.k.value)
+            memory = self.predictor.memory is not None
+            result = PhotoResult(name, top, self.predictor.place(top[0][0]),
+                                 sidecar=sidecar_for(name, answer.probabilities, self.predictor,
+                                                     known=answer.known),
+                                 known=answer.known if memory else None,
+                                 neighbours=answer.neighbours)
             if self.explain.value and number not in self._heatmaps:
                 self._heatmaps[number] = explain_photo(image, self.predictor.path)
             heatmap = self._heatmaps.get(number) if self.explain.value else None
@@ -203,8 +217,9 @@ def probability_chart(top: Sequence[tuple[str, float]]) -> Figure:
 def where_text(result: PhotoResult, threshold: float = DEFAULT_THRESHOLD) -> str:
     """The card's sentence, as HTML: "The Eiffel Tower is in Paris, France (map)".
 
-    Below ``threshold`` (the top-1 probability), it says the model is not sure the photo shows a
-    landmark it knows, as :func:`landmarklib.inference.suggest_locations` does.
+    Below ``threshold`` (the top-1 probability; for a model with a memory, when the photo
+    failed its stored "I don't know" rule instead), it says the model is not sure the photo
+    shows a landmark it knows, as :func:`landmarklib.inference.suggest_locations` does.
     """
     name, probability = result.top[0]
     place = result.place
@@ -214,7 +229,7 @@ def where_text(result: PhotoResult, threshold: float = DEFAULT_THRESHOLD) -> str
         link = (f'<a href="{html.escape(place.map_url)}" target="_blank" rel="noopener" '
                 f'style="color:#1565c0;text-decoration:underline">map</a>')
         sentence = f"The {html.escape(place.name)} is in {html.escape(place.where)} ({link})."
-    if probability < threshold:
+    if (probability < threshold) if result.known is None else not result.known:
         sentence = (f"Not sure this shows a landmark I know (best guess {probability:.0%}). "
                     + sentence)
     return sentence
@@ -234,9 +249,30 @@ def photo_card(image: Image.Image, result: PhotoResult,
     chart.add_class("landmark-chart")
     title = widgets.HTML(f"<b>{html.escape(result.name)}</b><br>{where_text(result)}"
                          f"{sidecar_link(result.sidecar)}")
-    text_and_chart = widgets.VBox([title, chart], layout=widgets.Layout(margin="0 0 0 12px"))
+    text_and_chart = widgets.VBox([title, chart, *neighbour_strip(result.neighbours)],
+                                  layout=widgets.Layout(margin="0 0 0 12px"))
     return widgets.HBox([photo, text_and_chart],
                         layout=widgets.Layout(margin="8px 0", align_items="flex-start"))
+
+
+def neighbour_strip(neighbours: Sequence[Neighbour], size: int = 96) -> list[widgets.Widget]:
+    """The most similar remembered photos as small thumbnails, each captioned with its class
+    and cosine similarity: ``[]`` when there are none (no memory); a photo no longer on disk
+    is named only."""
+    if not neighbours:
+        return []
+    tiles = []
+    for n in neighbours:
+        caption = widgets.HTML(f'<small>{html.escape(n.name)}<br>similarity '
+                               f'{n.similarity:.2f}</small>')
+        try:
+            thumbnail = ImageOps.contain(open_image(n.path, short_side=size), (size, size))
+            picture = [widgets.Image(value=_encode(thumbnail, "jpeg"), format="jpeg")]
+        except ImageError:
+            picture = []
+        tiles.append(widgets.VBox([*picture, caption],
+                                  layout=widgets.Layout(margin="0 6px 0 0")))
+    return [widgets.HTML("<small>Most similar training photos:</small>"), widgets.HBox(tiles)]
 
 
 def sidecar_link(sidecar: Path | None) -> str:

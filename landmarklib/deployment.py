@@ -11,6 +11,12 @@ Which file, in this order: the ``model`` argument; ``$LANDMARKLIB_MODEL``;
 :func:`landmarklib.cache.default_deployment_path` (where notebook 03 and ``landmarklib train``
 save).
 
+When the model has a memory beside it (``MODEL.memory.npz``, :mod:`landmarklib.memory`, written
+by ``landmarklib index`` and ``landmarklib train``), the predictor answers with it
+(:func:`landmarklib.embeddings.recognise`): calibrated probabilities (its temperature), over
+the trained and the added landmarks, the stored "I don't know" rule, and the most similar
+remembered photos. Without one it answers as the network does.
+
 Photos go through the project's one evaluation preprocessing
 (:func:`landmarklib.preprocessing.preprocess`, PIL and NumPy), the same that measured the
 model's accuracy during training. Nothing here imports torch: a new process that tags a photo
@@ -23,19 +29,23 @@ import hashlib
 import json
 import operator
 import os
+import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from landmarklib.cache import default_deployment_path
+from landmarklib.embeddings import Recognition, recognise
 from landmarklib.images import open_image, open_images
+from landmarklib.memory import Memory, Neighbour, memory_path, read_memory
+from landmarklib.places import Place, place_for
 from landmarklib.preprocessing import preprocess
 
 __all__ = ["MODEL_ENV", "DEPLOYMENT_FORMAT", "model_path", "Predictor", "ranked", "check_k",
-           "Answer", "classify_photos", "get_predictor"]
+           "Answer", "classify_photos", "answer_images", "get_predictor"]
 
 MODEL_ENV = "LANDMARKLIB_MODEL"
 
@@ -81,9 +91,15 @@ class Predictor:
         path: a ``.onnx`` file written by :func:`landmarklib.export.export_onnx`.
         threads: CPU threads for one photo's network (``None``: onnxruntime's default, one
             per core).
+        memory: read the memory beside the file, if there is one (:attr:`memory`).
 
     Attributes:
-        class_names, class_folders: display and folder names in class-id order.
+        class_names, class_folders: display and folder names in class-id order, of every
+            landmark it answers with: the trained ones, then the added ones (an added
+            landmark's folder is its name).
+        trained_names, trained_folders: those the network was trained on.
+        memory: the :class:`landmarklib.memory.Memory` beside the file, or ``None`` (none, one
+            of another model: a warning says so, or ``memory=False``).
         input_size, mean, std, resize_ratio: the preprocessing the model was trained with.
         precision, metrics: what it was trained in, and its measured test numbers.
         providers: the execution providers the session uses, e.g. ``["CPUExecutionProvider"]``.
@@ -94,7 +110,8 @@ class Predictor:
             (the message says how to make a proper one).
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None,
+                 memory: bool = True):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -117,13 +134,33 @@ class Predictor:
         #: Names the model by its content (``"<file name>@sha256:<12 hex digits>"``): a model
         #: retrained under the same name is a new model. XMP sidecars record it.
         self.model_id = f"{self.path.name}@sha256:{_sha256(self.path)[:12]}"
+        self.memory: Memory | None = self._read_memory() if memory else None
+
+    def _read_memory(self) -> Memory | None:
+        path = memory_path(self.path)
+        if not path.is_file():
+            return None
+        try:
+            return read_memory(path, self.model_id)
+        except ValueError as error:  # a stale memory must not stop tagging
+            warnings.warn(f"{error}; answering without it", stacklevel=3)
+            return None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.memory.names if self.memory else self.trained_names
+
+    @property
+    def class_folders(self) -> list[str]:
+        added = [m.name for m in self.memory.landmarks] if self.memory else []
+        return [*self.trained_folders, *added]
 
     def _read_metadata(self, raw: dict[str, str]) -> None:
         try:
             meta = {key: json.loads(value) for key, value in raw.items()}
             if meta.get("format") != DEPLOYMENT_FORMAT:
                 raise KeyError("format")
-            self.class_names, self.class_folders = meta["class_names"], meta["class_folders"]
+            self.trained_names, self.trained_folders = meta["class_names"], meta["class_folders"]
             self.input_size, self.resize_ratio = int(meta["input_size"]), meta["resize_ratio"]
             self.mean, self.std = tuple(meta["mean"]), tuple(meta["std"])
             self.precision, self.metrics = meta.get("precision"), meta.get("metrics", {})
@@ -140,15 +177,53 @@ class Predictor:
         return np.stack([preprocess(image, self.input_size, self.mean, self.std,
                                     self.resize_ratio) for image in images])
 
+    def outputs(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The deployment file's three outputs for RGB photos.
+
+        Returns:
+            ``(log_probs, logits, embeddings)``: float32 ``(N, C)``, ``(N, C)`` (for an
+            ensemble, the members' mean logits) and ``(N, F)``, each row of unit length.
+        """
+        log_probs, logits, embeddings = self.session.run(None, {"images": self.inputs(images)})
+        return log_probs, logits, embeddings
+
+    def place(self, name: str) -> Place | None:
+        """Where the landmark ``name`` (one of :attr:`class_names`) is: an added landmark's
+        coordinates, else the landmark table's (:func:`landmarklib.places.place_for`)."""
+        for landmark in self.memory.landmarks if self.memory else []:
+            if landmark.name == name:
+                return landmark.place
+        return place_for(name)
+
+    def recognise(self, images: Sequence[Image.Image], k: int = 3) -> tuple[Recognition, tuple]:
+        """What the model, and its memory if it has one, conclude about RGB photos.
+
+        Returns:
+            ``(recognition, (log_probs, logits, embeddings))``: a
+            :class:`landmarklib.embeddings.Recognition` (calibrated probabilities over
+            :attr:`class_names`, the known-landmark score and whether it passed the stored
+            threshold, the ``k`` nearest remembered photos), and :meth:`outputs`. Without a
+            memory: the network's probabilities, the top-1 probability as the score, every
+            photo ``known``, no neighbours.
+        """
+        outputs = log_probs, logits, embeddings = self.outputs(images)
+        if self.memory is not None:
+            return recognise(self.memory, log_probs, embeddings, logits, k), outputs
+        probabilities, none = np.exp(log_probs), np.zeros((len(log_probs), 0))
+        return Recognition(probabilities, probabilities.max(axis=1).astype(np.float64),
+                           np.ones(len(log_probs), bool), none.astype(np.int64),
+                           none.astype(np.float32)), outputs
+
     def run(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities and embeddings of RGB photos.
+        """Class probabilities (calibrated, over :attr:`class_names`) and embeddings of RGB
+        photos.
 
         Returns:
             ``(probabilities, embeddings)``: float32 ``(N, C)``, each row summing to 1, and
             float32 ``(N, F)``, each row of unit length.
         """
-        log_probs, _, embeddings = self.session.run(None, {"images": self.inputs(images)})
-        return np.exp(log_probs), embeddings
+        recognition, (_, _, embeddings) = self.recognise(images, k=1)
+        return recognition.probabilities, embeddings
 
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Class probabilities of RGB photos: float32 ``(N, C)``, each row summing to 1."""
@@ -203,14 +278,25 @@ class Answer:
 
     Attributes:
         path: the photo file.
-        probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed.
+        probabilities, embedding: float32 ``(C,)`` and ``(F,)``; ``None`` when it failed. With a
+            memory the probabilities are calibrated and cover the added landmarks too.
         error: why the photo could not be used (an ImageError naming the file), or ``None``.
+        log_probs, logits: float32 ``(C,)``, the network's raw outputs (for calibration and
+            the scores of :mod:`landmarklib.calibration`); ``None`` when it failed, or when the
+            predictor has no ``recognise`` method (a stand-in with ``run`` only).
+        known: the photo passed the memory's "I don't know" rule (always without a memory).
+        neighbours: the most similar remembered photos, most similar first (none without a
+            memory).
     """
 
     path: Path
     probabilities: np.ndarray | None = None
     embedding: np.ndarray | None = None
     error: Exception | None = None
+    log_probs: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    known: bool = True
+    neighbours: list[Neighbour] = field(default_factory=list)
 
 
 def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
@@ -239,32 +325,69 @@ def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
     yield from _answer(batch, predictor)
 
 
+def answer_images(images: Sequence[Image.Image], predictor: Predictor,
+                  paths: Sequence[str | os.PathLike] | None = None) -> list[Answer]:
+    """The :class:`Answer` of photos already opened (an upload, in the apps), one network
+    run: what :func:`classify_photos` answers for files.
+
+    Args:
+        images: RGB photos (:func:`landmarklib.images.open_image`).
+        predictor: the model.
+        paths: the photos' names, for the answers (default: ``photo 0``, ``photo 1``...).
+    """
+    paths = paths or [f"photo {i}" for i in range(len(images))]
+    return _answer([(Path(path), image) for path, image in zip(paths, images)], predictor)
+
+
 def _answer(batch, predictor: Predictor) -> list[Answer]:
     photos = [image for _, image in batch if not isinstance(image, Exception)]
-    probabilities, embeddings = predictor.run(photos) if photos else ([], [])
+    if not photos:
+        return [Answer(path, error=image) for path, image in batch]
+    if not hasattr(predictor, "recognise"):  # a stand-in predictor with run only (tests)
+        probabilities, embeddings = predictor.run(photos)
+        return _answers(batch, lambda row, path: Answer(path, probabilities[row],
+                                                        embeddings[row]))
+    recognition, (log_probs, logits, embeddings) = predictor.recognise(photos)
+    memory = predictor.memory
+
+    def answer(row: int, path: Path) -> Answer:
+        neighbours = memory.neighbours(recognition.neighbours[row],
+                                       recognition.similarities[row]) if memory else []
+        return Answer(path, recognition.probabilities[row], embeddings[row], None,
+                      log_probs[row], logits[row], bool(recognition.known[row]), neighbours)
+
+    return _answers(batch, answer)
+
+
+def _answers(batch, answer) -> list[Answer]:
+    """One :class:`Answer` per ``(path, image or error)`` of ``batch``: ``answer(row, path)``
+    for the ``row``-th usable photo, an error answer for the others."""
     answers, row = [], 0
     for path, image in batch:
         if isinstance(image, Exception):
             answers.append(Answer(path, error=image))
         else:
-            answers.append(Answer(path, probabilities[row], embeddings[row]))
+            answers.append(answer(row, path))
             row += 1
     return answers
 
 
-_PREDICTORS: dict[tuple[str, int], Predictor] = {}
+_PREDICTORS: dict[tuple, Predictor] = {}
 
 
 def get_predictor(model: str | os.PathLike | None = None) -> Predictor:
     """The :class:`Predictor` for a deployment file, loaded on first use and then kept.
 
-    The file is read again only if it changed on disk (a newly trained model).
+    The file is read again only if it or its memory changed on disk (a newly trained model,
+    an added landmark).
 
     Raises:
         FileNotFoundError, ValueError: see :func:`model_path` and :class:`Predictor`.
     """
     path = model_path(model).resolve()
-    key = (str(path), path.stat().st_mtime_ns)
+    memory = memory_path(path)
+    key = (str(path), path.stat().st_mtime_ns,
+           memory.stat().st_mtime_ns if memory.is_file() else None)
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
         _PREDICTORS[key] = Predictor(path)

@@ -14,23 +14,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from landmarklib.deployment import classify_photos, get_predictor
+from landmarklib.deployment import (
+    answer_images,
+    check_k,
+    classify_photos,
+    get_predictor,
+    ranked,
+)
 from landmarklib.images import open_image
-from landmarklib.places import Place, place_for
+from landmarklib.memory import Neighbour
+from landmarklib.places import Place
 from landmarklib.preprocessing import center_crop, normalize
 
 __all__ = ["DEFAULT_THRESHOLD", "predict_landmarks", "predict_with_probabilities", "question",
            "Suggestion", "suggest_locations", "explain_photo", "evaluate_deployment"]
 
 #: Below this top-1 probability, :func:`suggest_locations` says it is not sure the photo shows
-#: a known landmark. In the Google Landmark Recognition challenges a confident wrong answer
-#: scores worse than no answer (their GAP metric ranks answers by confidence).
+#: a known landmark, for a model without a memory (one with a memory uses the "I don't know"
+#: threshold stored in it, :mod:`landmarklib.memory`). In the Google Landmark Recognition
+#: challenges a confident wrong answer scores worse than no answer (their GAP metric ranks
+#: answers by confidence).
 DEFAULT_THRESHOLD = 0.35
 
 
@@ -97,10 +106,13 @@ class Suggestion:
     Attributes:
         names, probabilities: the top-k landmarks and their probabilities, most likely first.
         places: where each was taken (None for a class not in the 50-landmark table).
-        sure: the top probability reached the threshold.
+        sure: the photo passed the "I don't know" rule (the memory's, or the top probability
+            reached the threshold).
         text: the sentence shown to the user.
         heatmap: where the evidence for the first answer lies (:func:`explain_photo`), when
             asked for.
+        neighbours: the 3 most similar remembered photos, with their classes and cosine
+            similarities (the evidence; empty for a model without a memory).
     """
 
     names: list[str]
@@ -109,25 +121,30 @@ class Suggestion:
     sure: bool
     text: str
     heatmap: Image.Image | None = None
+    neighbours: list[Neighbour] = field(default_factory=list)
 
 
 def suggest_locations(
     image_path: str | os.PathLike,
     k: int = 3,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     model: str | os.PathLike | None = None,
     show: bool = True,
     explain: bool = False,
 ) -> Suggestion:
     """Show a photo titled "Is this picture of the A, B, or C?" (the top ``k`` landmarks).
 
-    When the most likely landmark's probability is below ``threshold``, the title says instead
-    that the photo may not show any landmark the model knows, and lists the guesses.
+    When the photo fails the "I don't know" rule, the title says instead that the photo may
+    not show any landmark the model knows, and lists the guesses. With a memory beside the
+    model (:mod:`landmarklib.memory`) the probabilities are calibrated, the added landmarks
+    are among the answers, the rule is the stored threshold, and the 3 most similar
+    remembered photos are shown as evidence.
 
     Args:
         image_path: a photo file.
         k: how many landmarks to suggest (3, as in the original project).
-        threshold: the least top-1 probability to answer with confidence (0 always answers).
+        threshold: the least top-1 probability to answer with confidence (0 always answers);
+            ``None``: the memory's rule, or :data:`DEFAULT_THRESHOLD` without a memory.
         model: a deployment file (default: see :func:`landmarklib.deployment.model_path`).
         show: draw the photo with its title (matplotlib); ``False`` only returns the result.
         explain: also where the evidence for the first answer lies (:func:`explain_photo`;
@@ -142,28 +159,44 @@ def suggest_locations(
     Taught in notebooks/04_inference_and_app.ipynb, 'Suggesting locations'.
     """
     predictor = get_predictor(model)
+    check_k(k, len(predictor.class_names))
     image = open_image(image_path, short_side=predictor.input_size)
-    top = predictor.top_k(image, k)
+    answer = answer_images([image], predictor, [image_path])[0]
+    top = ranked(answer.probabilities, predictor.class_names, k)
     heatmap = explain_photo(image, model) if explain else None
-    names = [n for n, _ in top]
-    probabilities = [p for _, p in top]
-    places = [place_for(n) for n in names]
-    sure = probabilities[0] >= threshold
-    if sure:
-        text = question(names)
+    names, probabilities = [n for n, _ in top], [p for _, p in top]
+    if threshold is None:
+        sure = answer.known if predictor.memory else probabilities[0] >= DEFAULT_THRESHOLD
     else:
-        text = (f"Not sure this shows a landmark I know (best guess {probabilities[0]:.0%}). "
-                + question(names))
-    where = places[0]
+        sure = probabilities[0] >= threshold
+    text = question(names) if sure else (
+        f"Not sure this shows a landmark I know (best guess {probabilities[0]:.0%}). "
+        + question(names))
+    suggestion = Suggestion(names, probabilities, [predictor.place(n) for n in names], sure,
+                            text, heatmap, answer.neighbours)
     if show:
-        from matplotlib import pyplot as plt
+        _show(image, image_path, suggestion)
+    return suggestion
 
-        from landmarklib.plots import photo
 
-        caption = f"{text}\n(the {names[0]} is in {where.where})" if where and sure else text
-        photo(image, caption, heatmap)
+def _show(image: Image.Image, image_path, suggestion: Suggestion) -> None:
+    """Draw the photo titled with the suggestion (and its heatmap), then the photo beside its
+    most similar remembered photos (those still on disk)."""
+    from matplotlib import pyplot as plt
+
+    from landmarklib.plots import neighbours as neighbours_figure
+    from landmarklib.plots import photo
+
+    text, where = suggestion.text, suggestion.places[0]
+    if where and suggestion.sure:
+        text = f"{text}\n(the {suggestion.names[0]} is in {where.where})"
+    photo(image, text, suggestion.heatmap)
+    plt.show()
+    found = [n for n in suggestion.neighbours if n.path.is_file()]
+    if found:
+        neighbours_figure(image_path, [n.path for n in found], [n.name for n in found],
+                          [n.similarity for n in found])
         plt.show()
-    return Suggestion(names, probabilities, places, sure, text, heatmap)
 
 
 _NETWORKS: dict[tuple[str, int], object] = {}

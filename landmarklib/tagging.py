@@ -6,11 +6,13 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
   location (see :class:`landmarklib.sidecars.SidecarInfo`): it is left alone;
 * ``"already tagged"``: a sidecar written by the same model is there (a run interrupted by
   Ctrl-C or a kill, run again, goes on where it stopped);
-* ``"tagged"``: the top-1 probability reaches the threshold; the sidecar is written (merged into
+* ``"tagged"``: the top-1 probability (calibrated when the model has a memory; an added
+  landmark is one of the classes) reaches the threshold; the sidecar is written (merged into
   an existing one, atomically, see :mod:`landmarklib.sidecars`); a class without a place gets
   keywords only, and the report's ``reason`` says so. A photo that already has a sidecar under
   the other naming convention gets no second one: its sidecar is merged into;
-* ``"not sure"``: below the threshold; nothing is written;
+* ``"not sure"``: below the threshold, or, for a model with a memory
+  (:mod:`landmarklib.memory`), below its stored "I don't know" threshold; nothing is written;
 * ``"failed"``: the photo (or an existing sidecar) cannot be read; the reason is reported and
   the run goes on.
 
@@ -156,7 +158,7 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
                     answer.error, "reason", str(answer.error))))
             else:
                 finish(_decide(answer.path, answer.probabilities, predictor, threshold, naming,
-                               dry_run))
+                               dry_run, answer.known))
     return summary
 
 
@@ -230,7 +232,8 @@ def _exif_degrees(value, reference) -> float | None:
 
 
 def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
-                threshold: float = TAG_THRESHOLD, naming: str = DEFAULT_NAMING) -> Path | None:
+                threshold: float = TAG_THRESHOLD, naming: str = DEFAULT_NAMING,
+                known: bool = True) -> Path | None:
     """The sidecar a photo would get, for a photo that is not in a library (an upload, in the
     apps): written into a new temporary folder, for the user to download and put next to it.
 
@@ -239,9 +242,12 @@ def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
         probabilities: float ``(C,)``, the photo's class probabilities.
         predictor: the model that gave them (its class names and folders, its ``model_id``).
         threshold, naming: as in :func:`tag_paths`.
+        known: the photo passed the memory's "I don't know" rule
+            (:attr:`landmarklib.deployment.Answer.known`).
 
     Returns:
-        The sidecar file, or ``None`` when the model is not sure (top-1 below ``threshold``).
+        The sidecar file, or ``None`` when the model is not sure (top-1 below ``threshold``,
+        or not ``known``).
 
     Raises:
         SidecarError: exiv2 could not write it.
@@ -249,7 +255,7 @@ def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
     import tempfile
 
     tag = _tag_of(probabilities, predictor)
-    if tag.probability < threshold:
+    if tag.probability < threshold or not known:
         return None
     path = sidecars.sidecar_path(Path(tempfile.mkdtemp(prefix="landmarklib-")) /
                                  Path(photo_name).name, naming)
@@ -260,19 +266,23 @@ def _tag_of(probabilities: np.ndarray, predictor) -> sidecars.Tag:
     """What would be written for a photo's top-1 class (the place's name where there is one)."""
     top = int(np.argmax(probabilities))
     folder, name = predictor.class_folders[top], predictor.class_names[top]
-    place = place_for(folder) or place_for(name)
+    place = predictor.place(name) if hasattr(predictor, "place") else None
+    place = place or place_for(folder) or place_for(name)
     return sidecars.Tag(place.name if place else name, folder, float(probabilities[top]),
                         predictor.model_id, place)
 
 
 def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
-            naming: str, dry_run: bool) -> TagRow:
+            naming: str, dry_run: bool, known: bool = True) -> TagRow:
     """Tag one classified photo (or not), and say so in its report row."""
     tag = _tag_of(probabilities, predictor)
     name, probability, place = tag.name, tag.probability, tag.place
     row = TagRow(str(photo), NOT_SURE, name, probability)
     if probability < threshold:
         row.reason = f"top-1 probability below the threshold {threshold:g}"
+        return row
+    if not known:
+        row.reason = "the model's memory says it does not know this landmark"
         return row
     row.status = TAGGED
     if place is None:

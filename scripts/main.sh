@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up .venv, get the data, train (the training file .pt and
-# its deployment file .onnx), evaluate the deployment file on the test split, and tag photos.
+# The main job on a fresh machine: set up .venv, get the data, train (the training file .pt,
+# its deployment file .onnx and its memory .memory.npz: the training photos' embeddings, the
+# temperature, the "I don't know" threshold), evaluate the deployment file on the test split, and
+# tag photos.
 #
 #   bash scripts/main.sh                                   # transfer learning (EfficientNet-Lite0)
 #   KIND=scratch bash scripts/main.sh                      # the CNN from scratch

@@ -101,3 +101,24 @@ def exiftool():
         return {Path(entry["SourceFile"]): entry for entry in json.loads(result.stdout)}
 
     return read
+
+
+@pytest.fixture(scope="session")
+def tiny_memory(tiny_model_file):
+    """The memory of :func:`tiny_model_file` (:mod:`landmarklib.memory`): the embeddings of the
+    tiny data's training split (56 photos), calibrated on its validation split (14 photos)."""
+    from landmarklib import data
+    from landmarklib.deployment import Predictor, classify_photos
+    from landmarklib.embeddings import fit_calibration
+    from landmarklib.memory import build_memory
+
+    predictor, root = Predictor(tiny_model_file), data.tiny_data_root()
+    folders = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    samples = [(path, c) for c, folder in enumerate(folders)
+               for path in sorted((root / "train" / folder).glob("*.jpg"))]
+    train, valid = data.split_samples(samples, root)
+    memory = build_memory(classify_photos([p for p, _ in train], predictor),
+                          [c for _, c in train], predictor.class_names, predictor.model_id, root)
+    memory, _ = fit_calibration(memory, classify_photos([p for p, _ in valid], predictor),
+                                [c for _, c in valid])
+    return memory

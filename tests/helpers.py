@@ -1,8 +1,13 @@
-"""Small models and data shared by the tests of training, fitting and checkpoints."""
+"""Small models and data shared by the tests: of training, fitting and checkpoints; photos of
+a landmark no model has seen; uploads into the box."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from landmarklib.models import LandmarkCNN
@@ -39,3 +44,26 @@ def imported_by(code: str) -> set[str]:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     return set(result.stdout.strip().splitlines()[-1].split())
+
+
+def striped_photos(folder: Path, n: int = 4) -> list[Path]:
+    """``n`` photos of a "landmark" no model has seen: red and yellow stripes, shifted and
+    with a little noise (seeded), as JPEG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, paths = np.random.default_rng(0), []
+    for i in range(n):
+        x = np.arange(240)[None, :] + 7 * i
+        stripes = ((x // 20) % 2).repeat(200, axis=0)[..., None]
+        pixels = (np.where(stripes, [230, 40, 30], [250, 210, 40])
+                  + rng.normal(0, 8, (200, 240, 3)))
+        paths.append(folder / f"stripes_{i}.jpg")
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(paths[-1], quality=92)
+    return paths
+
+
+def browser_upload(app, files: dict[str, bytes]) -> None:
+    """Upload files into the box as the browser does (the message FileUpload receives)."""
+    app.upload.set_state({"value": [
+        {"name": name, "type": "image/jpeg", "size": len(content),
+         "content": memoryview(content), "last_modified": 1_700_000_000_000}
+        for name, content in files.items()]})

@@ -11,6 +11,7 @@ import io
 
 import ipywidgets as widgets
 import pytest
+from helpers import browser_upload
 from PIL import Image
 
 from landmarklib import inference
@@ -20,14 +21,6 @@ from landmarklib.places import place_for
 
 EIFFEL = tiny_data_root() / "test" / "16.Eiffel_Tower" / "image_1073.jpg"
 TREVI = tiny_data_root() / "test" / "44.Trevi_Fountain" / "image_1013.jpg"
-
-
-def browser_upload(app: LandmarkApp, files: dict[str, bytes]) -> None:
-    """Upload files into the box as the browser does (the message FileUpload receives)."""
-    app.upload.set_state({"value": [
-        {"name": name, "type": "image/jpeg", "size": len(content),
-         "content": memoryview(content), "last_modified": 1_700_000_000_000}
-        for name, content in files.items()]})
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ REQUIRED = {
     "02": ["models.LandmarkCNN", "loss.backward()", "training.overfit_one_batch"],
     "03": ["transfer.build_transfer_model", "make_optimizer(model.head"],
     "04": ["inference.predict_landmarks"],
+    "05": ["test_embeddings @ training.T"],
 }
 
 

@@ -183,3 +183,21 @@ def test_check_gradcam_accepts_the_answer_and_names_mistakes(capsys):
     for words, wrong in mistakes.items():
         with pytest.raises(ExerciseError, match=words):
             check_gradcam(wrong, activations, gradients)
+
+
+def test_check_knn_scores(capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    queries, training = (rng.normal(size=(n, 8)) for n in (5, 12))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    training /= np.linalg.norm(training, axis=1, keepdims=True)
+    similarity = queries @ training.T
+    students.check_knn_scores(similarity.max(axis=1), queries, training)
+    assert capsys.readouterr().out.startswith("✓ kNN scores of 5 photos")
+    with pytest.raises(students.ExerciseError, match="one score per photo"):
+        students.check_knn_scores(similarity.max(axis=0), queries, training)
+    with pytest.raises(students.ExerciseError, match="positions of the nearest photos"):
+        students.check_knn_scores(similarity.argmax(axis=1), queries, training)
+    with pytest.raises(students.ExerciseError, match="Not the largest cosine similarity"):
+        students.check_knn_scores(similarity.min(axis=1), queries, training)

@@ -290,9 +290,9 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     from gradio_client import Client, handle_file
 
     client = Client(gradio_url, verbose=False)
-    label, where, sidecar, heatmap = client.predict(handle_file(str(EIFFEL)), 3, False,
-                                                    api_name="/predict")
-    assert heatmap is None
+    label, where, sidecar, heatmap, similar = client.predict(
+        handle_file(str(EIFFEL)), 3, False, api_name="/predict")
+    assert heatmap is None and not similar  # no memory beside this model
 
     assert label["label"] == "Eiffel Tower"
     expected = inference.predict_with_probabilities(EIFFEL, 3, tiny_model_file)
@@ -307,7 +307,8 @@ def test_gradio_api_answers_like_predict_landmarks(gradio_url, tiny_model_file, 
     info = read_sidecar(sidecar)
     assert info.landmark == "Eiffel Tower" and info.latitude == pytest.approx(48.8584, abs=1e-3)
 
-    label, _, _, heatmap = client.predict(handle_file(str(TREVI)), 5, True, api_name="/predict")
+    label, _, _, heatmap, _ = client.predict(handle_file(str(TREVI)), 5, True,
+                                             api_name="/predict")
     assert label["label"] == "Trevi Fountain" and len(label["confidences"]) == 5
     assert Image.open(heatmap).size == (224, 224)  # where the model looks, when asked
 

@@ -9,13 +9,17 @@
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE.onnx]
     landmarklib tag PHOTO_OR_FOLDER... [--threshold P] [--dry-run] [--report FILE.csv]
                     [--geojson FILE] [--map FILE.html] [--sidecar NAMING] [--model FILE.onnx]
+    landmarklib index [--data DIR] [--accept 0.95] [--model FILE.onnx]  # the model's memory
+    landmarklib add-landmark NAME PHOTO... [--where "City, Country"] [--lat LAT --lon LON]
+    landmarklib remove-landmark NAME · landmarklib landmarks [--json]
     landmarklib make-student OUT_DIR [--notebooks DIR]   # student versions of the notebooks
     landmarklib shard DATA OUT [--shard-size 256]         # the splits as WebDataset shards
     landmarklib distributed scratch|transfer SHARDS ...   # under torchrun: many GPUs (DDP)
 
 The commands live by subject: :mod:`~landmarklib.cli.dataset` (download, check),
 :mod:`~landmarklib.cli.training` (train, export, evaluate), :mod:`~landmarklib.cli.scale`
-(shard, distributed), :mod:`~landmarklib.cli.tagging` (predict, tag) and
+(shard, distributed), :mod:`~landmarklib.cli.tagging` (predict, tag),
+:mod:`~landmarklib.cli.landmarks` (index, add-landmark, remove-landmark, landmarks) and
 :mod:`~landmarklib.cli.classroom` (make-student). Each handler imports what
 it needs when it runs, so that ``landmarklib predict`` and ``landmarklib tag`` never import
 torch.
@@ -31,7 +35,7 @@ import argparse
 import os
 import sys
 
-from landmarklib.cli import classroom, dataset, scale, tagging, training
+from landmarklib.cli import classroom, dataset, landmarks, scale, tagging, training
 from landmarklib.images import ImageError
 
 __all__ = ["main"]
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="landmarklib",
         description="Download, check, train, evaluate, export and tag landmarks in photos.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for subject in (dataset, training, scale, tagging, classroom):
+    for subject in (dataset, training, scale, tagging, landmarks, classroom):
         subject.add_parsers(commands)
     args = parser.parse_args(argv)
     try:

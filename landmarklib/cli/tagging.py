@@ -55,7 +55,6 @@ def _add_tag(commands) -> None:
 
 def _predict(args) -> int:
     from landmarklib.deployment import check_k, classify_photos, get_predictor, ranked
-    from landmarklib.places import place_for
 
     predictor = get_predictor(args.model)
     check_k(args.k, len(predictor.class_names))
@@ -72,10 +71,12 @@ def _predict(args) -> int:
             continue
         top = ranked(answer.probabilities, predictor.class_names, args.k)
         answers.append({"file": str(answer.path), "predictions": [
-            {"name": name, "probability": round(p, 4), **_place(place_for(name))}
-            for name, p in top]})
+            {"name": name, "probability": round(p, 4), **_place(predictor.place(name))}
+            for name, p in top], **_evidence(answer, predictor)})
         if not args.json:
-            print(f"{answer.path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top))
+            unknown = "" if answer.known else " (not sure it shows a landmark I know)"
+            print(f"{answer.path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top)
+                  + unknown)
     if args.json:
         print(json.dumps(answers, indent=1, ensure_ascii=False))
     return 1 if failures else 0
@@ -108,6 +109,16 @@ def _tag(args) -> int:
               "already tagged are skipped)", file=sys.stderr)
         return 130
     return 1 if summary.failed else 0
+
+
+def _evidence(answer, predictor) -> dict:
+    """With a memory beside the model: whether the photo passed its "I don't know" rule,
+    and the most similar remembered photos."""
+    if predictor.memory is None:
+        return {}
+    return {"known": answer.known, "similar": [
+        {"file": str(n.path), "name": n.name, "similarity": round(n.similarity, 4)}
+        for n in answer.neighbours]}
 
 
 def _place(place) -> dict:

@@ -42,6 +42,10 @@ def _add_train(commands) -> None:
                        help="transfer: fine-tuned tops averaged (default 2; 0: frozen backbone "
                             "and head only, faster)")
     train.add_argument("--checkpoint", help="scratch: checkpoint file, to resume a killed run")
+    train.add_argument("--no-index", action="store_true",
+                       help="do not write the model's memory (the training photos' embeddings, "
+                            "the temperature, the 'I don't know' threshold); `landmarklib "
+                            "index` writes it later")
     train.add_argument("--precision", choices=PRECISIONS,
                        help="number format for training: float32, bfloat16, or auto (bfloat16 "
                             "where the hardware computes it natively); default "
@@ -78,6 +82,14 @@ def _train(args) -> int:
     print(result.test)
     print(f"Saved {result.model_path} and {result.deployment_path} ({result.seconds:.0f} s, "
           f"trained in {result.precision})")
+    if not args.no_index:
+        from landmarklib.cli.landmarks import report_index
+        from landmarklib.deployment import Predictor
+        from landmarklib.indexing import index_model
+
+        split_seed = args.seed if args.kind == "scratch" else 0  # as the recipes split
+        report_index(*index_model(Predictor(result.deployment_path), args.data,
+                                  seed=split_seed))
     return 0
 
 
@@ -99,9 +111,9 @@ def _evaluate(args) -> int:
     report = check_layout(data_root(args.data), warn=False, progress=True)
     if report.problems:
         raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
-    if report.classes != predictor.class_folders:
+    if report.classes != predictor.trained_folders:
         raise ValueError(
-            f"the model knows {len(predictor.class_folders)} classes but the dataset in "
+            f"the model knows {len(predictor.trained_folders)} classes but the dataset in "
             f"{report.root} has {len(report.classes)} different ones")
     result = evaluate_deployment(report.files["test"], args.model)
     print(json.dumps(result.to_dict(), indent=1) if args.json else result)

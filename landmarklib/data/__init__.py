@@ -15,6 +15,8 @@ Read in this order, the modules follow the photos:
 6. :mod:`~landmarklib.data.resized`: smaller copies of large photos (:func:`resized_copy`).
 7. :mod:`~landmarklib.data.shards`: the splits as WebDataset tar files, and loaders that read
    them on many processes (:func:`write_shards`, :func:`shard_loaders`).
+8. :mod:`~landmarklib.data.subset`: a dataset folder with some of the classes only
+   (:func:`class_subset`), to meet landmarks a model never saw.
 
 Every public name of those modules is importable from here: ``from landmarklib import data``
 then ``data.make_loaders(...)``. Each is imported from its module when first used (below, the
@@ -37,7 +39,8 @@ MODULES = {
     "resized": ["resized_copy"],
     "shards": ["MANIFEST", "SHARDS_FORMAT", "ShardLoader", "ShardStream", "read_manifest",
                "shard_loader", "shard_loaders", "write_shards"],
-    "split": ["channel_stats", "fingerprint", "stratified_split"],
+    "split": ["channel_stats", "fingerprint", "split_samples", "stratified_split"],
+    "subset": ["class_subset"],
     "transforms": ["CenterCrop", "Downsize", "EvalTransform", "Mirror", "ToInput", "denormalize",
                    "eval_transform", "train_transform"],
 }

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from landmarklib.data.layout import LayoutReport, check_layout, class_names
 from landmarklib.data.locate import data_root
-from landmarklib.data.split import channel_stats, stratified_split
+from landmarklib.data.split import channel_stats, split_samples
 from landmarklib.data.transforms import CenterCrop, Downsize, ToInput, train_transform
 from landmarklib.images import ImageError, open_image
 
@@ -213,13 +213,11 @@ def make_loaders(
     report = check_layout(data_root(root), progress=progress)
     if report.problems:
         raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
-    files = report.files["train"]
-    keys = [str(p.relative_to(report.root)) for p, _ in files]
-    train_idx, val_idx = stratified_split(keys, [t for _, t in files], val_fraction, seed)
+    train_files, val_files = split_samples(report.files["train"], report.root, val_fraction, seed)
     if mean is None or std is None:
-        mean, std = channel_stats([files[i] for i in train_idx], size, progress=progress)
+        mean, std = channel_stats(train_files, size, progress=progress)
     mean, std, augmentation = tuple(mean), tuple(std), train_transform(size, mean, std)
-    splits = ([files[i] for i in train_idx], augment), ([files[i] for i in val_idx], False)
+    splits = (train_files, augment), (val_files, False)
     sets = [_photos(samples, report.classes, size, mean, std, augmentation, in_memory, training)
             for samples, training in (*splits, (report.files["test"], False))]
     if in_memory:  # then there is no decoding left for worker processes to share

@@ -22,7 +22,7 @@ from landmarklib.files import write_json
 from landmarklib.images import open_image
 from landmarklib.preprocessing import center_crop
 
-__all__ = ["stratified_split", "channel_stats", "fingerprint"]
+__all__ = ["stratified_split", "split_samples", "channel_stats", "fingerprint"]
 
 
 def stratified_split(
@@ -64,6 +64,28 @@ def stratified_split(
         val += ranked[: round(len(indices) * val_fraction)]
     val_set = set(val)
     return [i for i in range(len(keys)) if i not in val_set], sorted(val)
+
+
+def split_samples(
+    samples: Sequence[tuple[Path, int]], root: str | os.PathLike, val_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+    """The training and validation photos of ``train/``: :func:`stratified_split` keyed by
+    each path relative to ``root``, as :func:`landmarklib.data.make_loaders` splits them (so
+    that whoever needs the validation split of a trained model, e.g.
+    :func:`landmarklib.embeddings.fit_calibration`, gets the same photos).
+
+    Args:
+        samples: ``(path, class_id)`` pairs, e.g. ``check_layout(root).files["train"]``.
+        root: the dataset folder.
+        val_fraction, seed: see :func:`stratified_split`.
+
+    Returns:
+        ``(training samples, validation samples)``.
+    """
+    keys = [str(Path(p).relative_to(root)) for p, _ in samples]
+    train_idx, val_idx = stratified_split(keys, [t for _, t in samples], val_fraction, seed)
+    return [samples[i] for i in train_idx], [samples[i] for i in val_idx]
 
 
 def channel_stats(

@@ -25,6 +25,7 @@ from landmarklib.students.checks import (
     check_frozen,
     check_gradcam,
     check_head_optimizer,
+    check_knn_scores,
     check_model_output,
     check_normalisation,
     check_overfit,
@@ -38,5 +39,5 @@ __all__ = [
     "make_student_notebook", "make_student_notebooks",
     "ExerciseError", "check_accuracy", "check_finetuning", "check_frozen", "check_gradcam",
     "check_head_optimizer", "check_model_output", "check_normalisation", "check_overfit",
-    "check_predictions", "check_split", "check_training_step",
+    "check_predictions", "check_split", "check_training_step", "check_knn_scores",
 ]

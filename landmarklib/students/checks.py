@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 __all__ = ["ExerciseError", "check_split", "check_normalisation", "check_model_output",
            "check_training_step", "check_overfit", "check_frozen", "check_head_optimizer",
-           "check_finetuning", "check_accuracy", "check_predictions", "check_gradcam"]
+           "check_finetuning", "check_accuracy", "check_predictions", "check_gradcam",
+           "check_knn_scores"]
 
 
 class ExerciseError(AssertionError):
@@ -375,3 +376,24 @@ def check_gradcam(cam, activations, gradients) -> None:
     _fail(f"cam differs from ReLU(sum over k of alpha_k * A_k) (scaled to [0, 1], by up to "
           f"{worst:.2f}). alpha = gradients.mean(dim=(2, 3)) has shape (N, K); multiply it, as "
           "alpha[:, :, None, None], with activations, sum over dim 1, then apply torch.relu.")
+
+
+def check_knn_scores(scores, queries, training) -> None:
+    """Check the kNN score: each query's largest cosine similarity to a training embedding
+    (``queries`` ``(N, F)``, ``training`` ``(M, F)``, unit rows).
+
+    Taught in notebooks/05_beyond_the_landmarks.ipynb, 'Nearest photos'.
+    """
+    import numpy as np
+
+    scores, similarity = np.asarray(scores, dtype=np.float64), queries @ training.T
+    if scores.shape != (len(queries),):
+        _fail(f"Expected one score per photo, shape ({len(queries)},), got {scores.shape}: "
+              "take the maximum of each row (axis=1), one row per photo.")
+    if np.allclose(scores, similarity.argmax(axis=1)):
+        _fail("These are the positions of the nearest photos (argmax); the score is the "
+              "similarity itself (max).")
+    if not np.allclose(scores, similarity.max(axis=1), atol=1e-4):
+        _fail("Not the largest cosine similarity of each photo: multiply the embeddings "
+              "(queries @ training.T), then take each row's maximum.")
+    _ok(f"kNN scores of {len(scores)} photos, from {scores.min():.2f} to {scores.max():.2f}.")

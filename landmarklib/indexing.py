@@ -1,0 +1,91 @@
+"""A model's memory made from its dataset: what ``landmarklib index`` (and ``landmarklib
+train``, by default) writes beside a deployment file.
+
+:func:`index_model` runs the deployment file over the dataset's training photos (their
+embeddings become the memory, :func:`landmarklib.memory.build_memory`) and over its validation
+photos (the temperature and the "I don't know" threshold are fitted on them,
+:func:`landmarklib.embeddings.fit_calibration`), keeps the landmarks added to the model before,
+and writes the memory atomically beside the deployment file
+(:func:`landmarklib.memory.memory_path`). The validation split is the one training held out
+(:func:`landmarklib.data.split_samples`, the same seed and fraction as
+:func:`landmarklib.data.make_loaders`).
+
+Exact search over the embeddings (a matrix product, :func:`landmarklib.embeddings.nearest`)
+is enough at this size (thousands of photos); at GLDv2's 4 million training photos an
+approximate index (faiss: inverted lists with product quantisation, on a GPU) keeps a search
+within milliseconds and the index within memory.
+
+Taught in notebooks/05_beyond_the_landmarks.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from landmarklib.deployment import Predictor, classify_photos
+from landmarklib.embeddings import add_landmark, fit_calibration
+from landmarklib.memory import Memory, build_memory, memory_path, read_memory, write_memory
+
+__all__ = ["index_model"]
+
+
+def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
+                accept: float = 0.95, score: str | None = None,
+                val_fraction: float = 0.2, seed: int = 0) -> tuple[Path, Memory, dict]:
+    """Make and write the memory of a deployment file from the dataset it was trained on.
+
+    Args:
+        predictor: the deployment file (:class:`landmarklib.deployment.Predictor`).
+        root: the dataset folder (default: :func:`landmarklib.data.data_root`'s).
+        accept: the goal of the "I don't know" threshold: the share of validation photos of
+            known landmarks to accept.
+        score: a name from :data:`landmarklib.calibration.SCORES` (default
+            :data:`landmarklib.embeddings.DEFAULT_SCORE`).
+        val_fraction, seed: the validation split, as training made it.
+
+    Returns:
+        ``(memory file, memory, measured)``, ``measured`` from
+        :func:`~landmarklib.embeddings.fit_calibration` (ECE before and after, temperature,
+        threshold, on the validation photos).
+
+    Raises:
+        ValueError: a dataset with problems, or not the classes the model was trained on.
+    """
+    from landmarklib import data
+
+    report = data.check_layout(data.data_root(root), warn=False, progress=False)
+    if report.problems or report.classes != predictor.trained_folders:
+        raise ValueError(f"the dataset in {report.root} is not the one the model was trained "
+                         f"on ({len(report.classes)} classes, the model knows "
+                         f"{len(predictor.trained_folders)}):\n{report}")
+    train, valid = data.split_samples(report.files["train"], report.root, val_fraction, seed)
+    memory = build_memory(classify_photos([p for p, _ in train], predictor),
+                          [c for _, c in train], predictor.trained_names, predictor.model_id,
+                          report.root)
+    memory = _keep_added(memory, memory_path(predictor.path), predictor)
+    memory, measured = fit_calibration(memory, classify_photos([p for p, _ in valid], predictor),
+                                       [c for _, c in valid], accept, score)
+    return write_memory(memory, memory_path(predictor.path)), memory, measured
+
+
+def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
+    """``memory`` with the landmarks of the memory file already at ``path``, embedded again
+    by this model (a landmark whose photos can no longer be used is dropped, with a
+    message)."""
+    if not path.is_file():
+        return memory
+    try:
+        old = read_memory(path)
+    except ValueError as error:
+        print(f"landmarklib index: the old memory is replaced ({error})", file=sys.stderr)
+        return memory
+    for landmark in old.landmarks:
+        try:
+            memory = add_landmark(memory, landmark.name,
+                                  classify_photos(landmark.photos, predictor), landmark.where,
+                                  landmark.latitude, landmark.longitude)
+        except ValueError as error:
+            print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
+    return memory

@@ -1,0 +1,102 @@
+"""landmarklib.memory: the memory file beside a deployment file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landmarklib import memory as memories
+from landmarklib.deployment import Answer
+from landmarklib.memory import Landmark, Memory
+
+
+def small_memory() -> Memory:
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(6, 4))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    landmark = Landmark("Ely Cathedral", ["/photos/ely1.jpg"], rows[5].astype(np.float32),
+                        "Ely", "United Kingdom", 52.3986, 0.2636)
+    return Memory(rows.astype(np.float16), np.array([0, 0, 1, 1, 2, 3]),
+                  [f"train/{i}.jpg" for i in range(5)] + ["/photos/ely1.jpg"],
+                  ["Eiffel Tower", "Taj Mahal", "Trevi Fountain"], "model.onnx@sha256:abc",
+                  temperature=0.75, score="knn", threshold=0.61, accept=0.95,
+                  valid_embeddings=rows[:2].astype(np.float16),
+                  valid_confidence=np.array([0.9, 0.4], np.float32), margin=-0.05,
+                  landmarks=[landmark])
+
+
+def test_memory_path_is_beside_the_deployment_file():
+    assert memories.memory_path("/models/landmark_classifier.onnx") == Path(
+        "/models/landmark_classifier.memory.npz")
+
+
+def test_round_trip(tmp_path):
+    memory = small_memory()
+    path = memories.write_memory(memory, tmp_path / "m.memory.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.memory.npz"]  # no temporary file left
+    with np.load(path, allow_pickle=False) as archive:  # plain arrays only
+        assert sorted(archive.files) == ["embeddings", "labels", "meta", "paths", "prototypes",
+                                         "valid_confidence", "valid_embeddings"]
+        assert archive["embeddings"].dtype == np.float16
+        assert json.loads(str(archive["meta"]))["format"] == memories.MEMORY_FORMAT
+    back = memories.read_memory(path, model_id="model.onnx@sha256:abc")
+    assert back.embeddings.tolist() == memory.embeddings.tolist()
+    assert back.labels.tolist() == [0, 0, 1, 1, 2, 3] and back.paths == memory.paths
+    assert (back.temperature, back.score, back.threshold, back.accept, back.margin) == (
+        0.75, "knn", 0.61, 0.95, -0.05)
+    assert back.valid_confidence.tolist() == pytest.approx([0.9, 0.4])
+    assert back.names == ["Eiffel Tower", "Taj Mahal", "Trevi Fountain", "Ely Cathedral"]
+    ely = back.landmarks[0]
+    assert (ely.name, ely.where, ely.latitude, ely.longitude, ely.photos) == (
+        "Ely Cathedral", "Ely, United Kingdom", 52.3986, 0.2636, ["/photos/ely1.jpg"])
+    assert ely.prototype == pytest.approx(memory.landmarks[0].prototype)
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = memories.write_memory(small_memory(), tmp_path / "m.memory.npz")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        memories.write_memory(small_memory(), path)
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_reading_refuses_other_models_and_other_files(tmp_path):
+    path = memories.write_memory(small_memory(), tmp_path / "m.memory.npz")
+    with pytest.raises(ValueError, match="belongs to the model model.onnx@sha256:abc.*"
+                                         "landmarklib index"):
+        memories.read_memory(path, model_id="other.onnx@sha256:def")
+    with pytest.raises(FileNotFoundError, match="landmarklib index"):
+        memories.read_memory(tmp_path / "missing.npz")
+    np.savez(tmp_path / "plain.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a landmarklib memory file"):
+        memories.read_memory(tmp_path / "plain.npz")
+    np.savez(tmp_path / "pickled.npz", meta=np.array([{"format": "x"}], dtype=object))
+    with pytest.raises(ValueError, match="not a landmarklib memory file"):
+        memories.read_memory(tmp_path / "pickled.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="text.npz: not a landmarklib memory file"):
+        memories.read_memory(tmp_path / "text.npz")
+
+
+def test_build_memory_keeps_paths_relative_and_skips_broken_photos(tmp_path):
+    from landmarklib.images import ImageError
+
+    good = np.array([0.6, 0.8], np.float32)
+    answers = [Answer(tmp_path / "train" / "a" / "1.jpg", embedding=good),
+               Answer(tmp_path / "train" / "b" / "2.jpg", error=ImageError("2.jpg", "broken")),
+               Answer(tmp_path / "train" / "b" / "3.jpg", embedding=good[::-1].copy())]
+    with pytest.warns(UserWarning, match="left out of the memory: 2.jpg: broken"):
+        memory = memories.build_memory(answers, [0, 1, 1], ["A", "B"], "m@1", tmp_path)
+    assert memory.paths == [str(Path("train/a/1.jpg")), str(Path("train/b/3.jpg"))]
+    assert memory.labels.tolist() == [0, 1] and memory.embeddings.dtype == np.float16
+    assert memory.threshold is None and memory.landmarks == []
+    with pytest.raises(ValueError, match="no photo could be used"), pytest.warns(UserWarning):
+        memories.build_memory(answers[1:2], [1], ["A", "B"], "m@1", tmp_path)
