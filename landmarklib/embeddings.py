@@ -37,6 +37,7 @@ from landmarklib.calibration import (
     known_score,
 )
 from landmarklib.memory import Landmark, Memory, embeddings_of
+from landmarklib.places import place_for
 
 __all__ = ["MIN_PHOTOS", "DEFAULT_SCORE", "TAKE_AT_MOST", "SHARPNESS", "nearest", "project_2d",
            "add_landmark", "remove_landmark", "added_margin", "Recognition", "recognise",
@@ -110,7 +111,14 @@ def _check_new(memory: Memory, name: str, latitude, longitude) -> str:
     name = name.strip()
     if not name or "\n" in name:
         raise ValueError(f"a landmark needs a name on one line, got {name!r}")
+    if "|" in name or "/" in name:
+        raise ValueError(f"a landmark's name cannot hold '|' or '/' (they separate the levels "
+                         f"of photo managers' keyword hierarchies), got {name!r}")
     taken = {known.casefold(): known for known in memory.names}
+    for trained in memory.class_names:  # and the names tag writes for them (the place table)
+        place = place_for(trained)
+        if place is not None:
+            taken.setdefault(place.name.casefold(), place.name)
     if name.casefold() in taken:
         raise ValueError(f"the model already knows a landmark called {taken[name.casefold()]!r};"
                          " choose another name (or remove the added one first)")

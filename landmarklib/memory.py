@@ -218,7 +218,8 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
             raise ValueError("arrays of different lengths")
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path}: not a landmarklib memory file ({MEMORY_FORMAT}), or a "
-                         f"damaged one ({type(error).__name__}: {error})") from None
+                         f"damaged one ({type(error).__name__}); make it again with "
+                         "`landmarklib index`") from None
     if model_id is not None and memory.model_id != model_id:
         raise ValueError(f"{path} belongs to the model {memory.model_id}, not to {model_id}: "
                          "the model was retrained; make its memory with `landmarklib index`")

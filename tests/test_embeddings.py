@@ -71,6 +71,10 @@ def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, predictor, t
         ("Striped", [*photos[:2], photos[0]], {}, "at least 3 different photos, got 2"),
         ("Striped", [*photos, broken], {}, "broken.jpg"),
         ("eiffel tower", photos, {}, "already knows a landmark called 'Eiffel Tower'"),
+        # the place table's name of a trained class (what tag writes), not its folder's
+        ("haleakalā national park", photos, {},
+         "already knows a landmark called 'Haleakalā National Park'"),
+        ("Church|Tower", photos, {}, "cannot hold '|' or '/'"),
         ("  ", photos, {}, "needs a name"),
         ("Striped", photos, {"latitude": 91.0, "longitude": 0.0},
          "latitude must be between -90 and 90"),

@@ -206,3 +206,13 @@ def test_answering_with_a_memory_never_imports_torch(added, stripes):
                             cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert '"name": "Striped Tower"' in result.stdout
+
+
+def test_the_command_line_knows_every_score():
+    from landmarklib.calibration import SCORES
+    from landmarklib.cli.landmarks import SCORE_NAMES
+
+    assert SCORE_NAMES == tuple(SCORES)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["index", "--score", "bogus"])
+    assert exited.value.code == 2

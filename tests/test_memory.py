@@ -79,8 +79,9 @@ def test_reading_refuses_other_models_and_other_files(tmp_path):
     with pytest.raises(ValueError, match="not a landmarklib memory file"):
         memories.read_memory(tmp_path / "plain.npz")
     np.savez(tmp_path / "pickled.npz", meta=np.array([{"format": "x"}], dtype=object))
-    with pytest.raises(ValueError, match="not a landmarklib memory file"):
+    with pytest.raises(ValueError, match="not a landmarklib memory file") as refused:
         memories.read_memory(tmp_path / "pickled.npz")
+    assert "allow_pickle" not in str(refused.value)  # never NumPy's advice to load it unsafely
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(ValueError, match="text.npz: not a landmarklib memory file"):
         memories.read_memory(tmp_path / "text.npz")
