@@ -282,8 +282,7 @@ class Answer:
             memory the probabilities are calibrated and cover the added landmarks too.
         error: why the photo could not be used (an ImageError naming the file), or ``None``.
         log_probs, logits: float32 ``(C,)``, the network's raw outputs (for calibration and
-            the scores of :mod:`landmarklib.calibration`); ``None`` when it failed, or when the
-            predictor has no ``recognise`` method (a stand-in with ``run`` only).
+            the scores of :mod:`landmarklib.calibration`); ``None`` when it failed.
         known: the photo passed the memory's "I don't know" rule (always without a memory).
         neighbours: the most similar remembered photos, most similar first (none without a
             memory).
@@ -343,10 +342,6 @@ def _answer(batch, predictor: Predictor) -> list[Answer]:
     photos = [image for _, image in batch if not isinstance(image, Exception)]
     if not photos:
         return [Answer(path, error=image) for path, image in batch]
-    if not hasattr(predictor, "recognise"):  # a stand-in predictor with run only (tests)
-        probabilities, embeddings = predictor.run(photos)
-        return _answers(batch, lambda row, path: Answer(path, probabilities[row],
-                                                        embeddings[row]))
     recognition, (log_probs, logits, embeddings) = predictor.recognise(photos)
     memory = predictor.memory
 

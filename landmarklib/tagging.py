@@ -266,8 +266,7 @@ def _tag_of(probabilities: np.ndarray, predictor) -> sidecars.Tag:
     """What would be written for a photo's top-1 class (the place's name where there is one)."""
     top = int(np.argmax(probabilities))
     folder, name = predictor.class_folders[top], predictor.class_names[top]
-    place = predictor.place(name) if hasattr(predictor, "place") else None
-    place = place or place_for(folder) or place_for(name)
+    place = predictor.place(name) or place_for(folder)
     return sidecars.Tag(place.name if place else name, folder, float(probabilities[top]),
                         predictor.model_id, place)
 

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from landmarklib import cli, tagging
+from landmarklib.embeddings import Recognition
 from landmarklib.places import place_for
 from landmarklib.sidecars import read_sidecar, sidecar_path
 
@@ -59,6 +60,20 @@ class ColourPredictor:
                 row[distance.argmin()] = 0.9
             rows.append(row)
         return np.stack(rows), np.zeros((len(images), 2), dtype=np.float32)
+
+    memory = None  # no memory beside it: no added landmarks, every photo "known"
+
+    def place(self, name: str):
+        return place_for(name)  # as Predictor.place without added landmarks
+
+    def recognise(self, images, k: int = 3):
+        """What :meth:`landmarklib.deployment.Predictor.recognise` answers without a memory."""
+        probabilities, embeddings = self.run(images)
+        none = np.zeros((len(images), 0))
+        recognition = Recognition(probabilities, probabilities.max(axis=1).astype(np.float64),
+                                  np.ones(len(images), bool), none.astype(np.int64),
+                                  none.astype(np.float32))
+        return recognition, (np.log(probabilities), np.log(probabilities), embeddings)
 
 
 def colour_classifier(model_id: str = "colours@1", calls: list | None = None,
