@@ -11,6 +11,9 @@ Measures, for one model and the 800-pixel photos of ../shared/data/landmark_imag
   (decoding threads overlapping the network's batches) for a few thread settings, against
   PyTorch on batches of already decoded photos.
 
+Where the 8-bit file of the deployment file is beside it (``landmarklib quantize``,
+``MODEL.int8.onnx``), the cold start, the warm photo and the folder are measured for it too.
+
     python benchmarks/predict_latency.py --model runs/transfer_model.onnx
     python benchmarks/predict_latency.py            # trains a small model on the tiny subset
 
@@ -28,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from landmarklib.quantization import quantize_model, quantized_path
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -43,19 +48,33 @@ def main() -> None:
     photos = sorted((SHARED / "landmark_images_partial").rglob("*.jpg"))
     print(f"model {model}; {len(photos)} photos of ~800 px; load average "
           f"{os.getloadavg()[0]:.2f}")
-    cold = cold_start(model, photos[0])
+    int8 = quantized_path(model)
+    cold = cold_start(model, photos[0], int8 if int8.is_file() else None)
     warm = warm_photo(model, photos[0])
     folder = folder_rate(model, photos * args.copies)
+    ratios = (f"RATIOS: cold CLI / import torch = {cold['cli'] / cold['torch']:.2f}; "
+              f"PyTorch / ONNX Runtime, network alone = {warm['torch_ms'] / warm['onnx_ms']:.1f}x;"
+              f" folder, best / PyTorch batches = {folder['best'] / folder['torch']:.1f}x")
+    if int8.is_file():
+        print(f"\nThe 8-bit file {int8.name}:")
+        warm8 = warm_photo(int8, photos[0], torch_too=False)
+        folder8 = folder_rate(int8, photos * args.copies, settings=((None, 2, 32),),
+                              torch_too=False)
+        ratios += (f"; 8-bit / float: cold CLI {cold['cli int8'] / cold['cli']:.2f}, warm "
+                   f"photo {warm8['end_to_end_ms'] / warm['end_to_end_ms']:.2f}, network "
+                   f"{warm8['onnx_ms'] / warm['onnx_ms']:.2f}, folder "
+                   f"{folder8['best'] / folder['best']:.2f}")
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
-    print(f"RATIOS: cold CLI / import torch = {cold['cli'] / cold['torch']:.2f}; "
-          f"PyTorch / ONNX Runtime, network alone = {warm['torch_ms'] / warm['onnx_ms']:.1f}x; "
-          f"folder, best / PyTorch batches = {folder['best'] / folder['torch']:.1f}x")
+    print(ratios)
 
 
 def _tiny_model() -> Path:
     from landmarklib import recipes
+    from landmarklib.data import tiny_data_root
 
-    return recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt")
+    model = recipes.quick_tiny_model(Path(tempfile.mkdtemp()) / "tiny_model.pt")
+    quantize_model(model, sorted((tiny_data_root() / "train").rglob("*.jpg")))
+    return model
 
 
 def _seconds(code: str) -> float:
@@ -65,12 +84,17 @@ def _seconds(code: str) -> float:
     return time.perf_counter() - start
 
 
-def cold_start(model: Path, photo: Path) -> dict:
+def _predict(photo: Path, model: Path) -> str:
+    return ("import sys; from landmarklib.cli import main; "
+            f"sys.exit(main(['predict', {str(photo)!r}, '--model', {str(model)!r}]))")
+
+
+def cold_start(model: Path, photo: Path, int8: Path | None = None) -> dict:
     commands = {
         "torch": "import torch",
         "onnxruntime": "import onnxruntime, numpy, PIL",
-        "cli": ("import sys; from landmarklib.cli import main; "
-                f"sys.exit(main(['predict', {str(photo)!r}, '--model', {str(model)!r}]))"),
+        "cli": _predict(photo, model),
+        **({"cli int8": _predict(photo, int8)} if int8 else {}),
         "predict_landmarks": ("from landmarklib.inference import predict_landmarks; "
                               f"predict_landmarks({str(photo)!r}, k=5, model={str(model)!r})"),
     }
@@ -95,9 +119,7 @@ def _median_ms(run, repeats: int = 30) -> float:
     return 1000 * statistics.median(times)
 
 
-def warm_photo(model: Path, photo: Path) -> dict:
-    import torch
-
+def warm_photo(model: Path, photo: Path, torch_too: bool = True) -> dict:
     from landmarklib import deployment, export
     from landmarklib.images import open_image
 
@@ -108,25 +130,30 @@ def warm_photo(model: Path, photo: Path) -> dict:
     prepare = _median_ms(lambda: predictor.inputs([image]))
     x = predictor.inputs([image])
     onnx_ms = _median_ms(lambda: predictor.session.run(None, {"images": x}))
-    saved = export.load_model(model.with_suffix(".pt"))
-    with torch.inference_mode():
-        torch_ms = _median_ms(lambda: saved.model(torch.from_numpy(x)))
+    torch_ms = float("nan")
+    if torch_too:
+        import torch
+
+        saved = export.load_model(model.with_suffix(".pt"))
+        with torch.inference_mode():
+            torch_ms = _median_ms(lambda: saved.model(torch.from_numpy(x)))
     print(f"warm, one photo ({image.size[0]}x{image.size[1]} after draft decoding), median of 30:"
           f"\n  end to end {end_to_end:.1f} ms = decode {decode:.1f} + preprocess {prepare:.1f} "
           f"+ network {onnx_ms:.1f} (ONNX Runtime; PyTorch {torch_ms:.1f} ms)")
     return {"end_to_end_ms": end_to_end, "onnx_ms": onnx_ms, "torch_ms": torch_ms}
 
 
-def folder_rate(model: Path, paths: list[Path]) -> dict:
-    import torch
+SETTINGS = ((None, 2, 16), (2, 1, 16), (1, 1, 16), (2, 2, 32), (1, 2, 16), (None, 2, 32))
 
+
+def folder_rate(model: Path, paths: list[Path], settings=SETTINGS, torch_too: bool = True
+                ) -> dict:
     from landmarklib import deployment, export
     from landmarklib.images import open_image
 
     print(f"a folder of {len(paths)} photos, end to end (decode + network):")
     rates = {}
-    for threads, workers, batch in ((None, 2, 16), (2, 1, 16), (1, 1, 16), (2, 2, 32),
-                                    (1, 2, 16)):
+    for threads, workers, batch in settings:
         predictor = deployment.Predictor(model, threads=threads)
         start = time.perf_counter()
         done = sum(1 for _ in deployment.classify_photos(paths, predictor, batch, workers))
@@ -134,6 +161,10 @@ def folder_rate(model: Path, paths: list[Path]) -> dict:
         rates[(threads, workers, batch)] = rate
         print(f"  onnxruntime threads {threads or 'default':>7}, decoding threads {workers}, "
               f"batch {batch:2d}: {rate:6.1f} photos/s")
+    if not torch_too:
+        return {"best": max(rates.values())}
+    import torch
+
     saved = export.load_model(model.with_suffix(".pt"))
     predictor = deployment.get_predictor(model)
     images = [open_image(p, short_side=predictor.input_size) for p in paths[:64]]

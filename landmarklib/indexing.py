@@ -55,11 +55,7 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
     """
     from landmarklib import data
 
-    report = data.check_layout(data.data_root(root), warn=False, progress=False)
-    if report.problems or report.classes != predictor.trained_folders:
-        raise ValueError(f"the dataset in {report.root} is not the one the model was trained "
-                         f"on ({len(report.classes)} classes, the model knows "
-                         f"{len(predictor.trained_folders)}):\n{report}")
+    report = data.dataset_of_model(data.data_root(root), predictor.trained_folders)
     train, valid = data.split_samples(report.files["train"], report.root, val_fraction, seed)
     memory = build_memory(classify_photos([p for p, _ in train], predictor),
                           [c for _, c in train], predictor.trained_names, predictor.model_id,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up .venv, get the data, train (the training file .pt,
 # its deployment file .onnx and its memory .memory.npz: the training photos' embeddings, the
-# temperature, the "I don't know" threshold), evaluate the deployment file on the test split, and
-# tag photos.
+# temperature, the "I don't know" threshold), evaluate the deployment file on the test split,
+# write its 8-bit file, and tag photos.
 #
 #   bash scripts/main.sh                                   # transfer learning (EfficientNet-Lite0)
 #   KIND=scratch bash scripts/main.sh                      # the CNN from scratch
@@ -25,6 +25,9 @@ else
     "$landmarklib" train transfer --out "$model.pt"
 fi
 "$landmarklib" evaluate --model "$model.onnx"
+# The 8-bit file (MODEL.int8.onnx, about twice as fast per photo): calibrated on training
+# photos, its test accuracy measured and printed.
+"$landmarklib" quantize "$model.onnx"
 "$landmarklib" predict --model "$model.onnx" -k 3 landmarklib/tiny/test/16.Eiffel_Tower \
     landmarklib/tiny/test/09.Golden_Gate_Bridge
 # Tag a folder of photos as a photo library would be: --dry-run writes no sidecar next to the

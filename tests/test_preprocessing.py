@@ -28,8 +28,9 @@ def test_center_crop_resizes_the_short_side_then_crops_the_middle(width, height,
     assert crop.size == (size, size) and crop.mode == "RGB"
     full = photo.resize(resized, Image.Resampling.BILINEAR) if resized != photo.size else photo
     left, top = round((resized[0] - size) / 2), round((resized[1] - size) / 2)
-    expected = np.asarray(full)[top:top + size, left:left + size]
-    assert np.array_equal(np.asarray(crop), expected)
+    expected = np.asarray(full)[top:top + size, left:left + size].astype(int)
+    difference = np.abs(np.asarray(crop).astype(int) - expected)  # the crop is resampled alone
+    assert difference.max() <= 1 and difference.mean() < 0.05
 
 
 def test_a_ratio_below_one_pads_with_black():

@@ -5,6 +5,7 @@
     landmarklib train transfer [--data DIR] [--members 2] [--out FILE.pt] [--precision P]
     landmarklib train scratch  [--data DIR] [--epochs 30] [--lr 3e-3] [--checkpoint FILE]
     landmarklib export MODEL.pt...               # the deployment file (.onnx) tagging uses
+    landmarklib quantize MODEL.onnx [--data DIR] # its 8-bit file (.int8.onnx): smaller, faster
     landmarklib evaluate [--model FILE.onnx] [--data DIR]
     landmarklib predict PHOTO_OR_FOLDER... [-k 5] [--json] [--model FILE.onnx]
     landmarklib tag PHOTO_OR_FOLDER... [--threshold P] [--dry-run] [--report FILE.csv]

@@ -25,10 +25,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-DATA_HELP = ("dataset folder (default: the tiny subset if $LANDMARKLIB_TINY=1, else "
-             "$LANDMARK_DATA, else the cache folder)")
-MODEL_HELP = "model file (default: $LANDMARKLIB_MODEL or the default)"
-
 
 def probability(text: str) -> float:
     """argparse type: a number from 0 to 1."""

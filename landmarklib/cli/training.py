@@ -15,6 +15,18 @@ def add_parsers(commands) -> None:
         "export", help="write the deployment file (.onnx) of training files (.pt)")
     export.add_argument("models", nargs="+", metavar="MODEL.pt")
     export.set_defaults(run=_export)
+    quantize = commands.add_parser(
+        "quantize", help="write the 8-bit deployment file (MODEL.int8.onnx): a quarter of the "
+                         "size, about twice as fast, its test accuracy measured")
+    quantize.add_argument("model", metavar="MODEL.onnx", help="the (float) deployment file")
+    quantize.add_argument("--data", help=DATA_HELP + "; its training photos calibrate, its "
+                                         "test photos measure")
+    quantize.add_argument("--photos", type=positive_int, default=200,
+                          help="calibration photos, drawn from the training split (default 200)")
+    quantize.add_argument("--no-index", action="store_true",
+                          help="do not write the 8-bit file's memory (`landmarklib index` "
+                               "writes it later)")
+    quantize.set_defaults(run=_quantize)
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a deployment file on the test split, as users get it")
     evaluate.add_argument("--model", help=MODEL_HELP)
@@ -102,19 +114,45 @@ def _export(args) -> int:
     return 0
 
 
+def _quantize(args) -> int:
+    import random
+
+    from landmarklib.data import data_root, dataset_of_model, split_samples
+    from landmarklib.deployment import Predictor
+    from landmarklib.inference import evaluate_deployment
+    from landmarklib.quantization import quantize_model
+
+    predictor = Predictor(args.model, memory=False)
+    report = dataset_of_model(data_root(args.data), predictor.trained_folders, progress=True)
+    train, _ = split_samples(report.files["train"], report.root)  # validation photos kept out
+    photos = random.Random(0).sample([path for path, _ in train], min(args.photos, len(train)))
+
+    def measure(path) -> dict:
+        test = evaluate_deployment(report.files["test"], path)
+        return {"test_accuracy": test.accuracy, "test_correct": test.correct,
+                "test_total": test.total, "test_top3": test.top3, "test_top5": test.top5}
+
+    out = quantize_model(predictor.path, photos, measure=measure)
+    before, after = predictor.metrics.get("test_accuracy"), Predictor(out, memory=False).metrics
+    print(f"{out} ({out.stat().st_size / 1e6:.1f} MB, float: "
+          f"{predictor.path.stat().st_size / 1e6:.1f} MB); test top-1 "
+          f"{after['test_accuracy']:.1%} ({after['test_correct']}/{after['test_total']})"
+          + (f", float {before:.1%}" if before is not None else ""))
+    if not args.no_index:
+        from landmarklib.cli.landmarks import report_index
+        from landmarklib.indexing import index_model
+
+        report_index(*index_model(Predictor(out), report.root))
+    return 0
+
+
 def _evaluate(args) -> int:
-    from landmarklib.data import check_layout, data_root
+    from landmarklib.data import data_root, dataset_of_model
     from landmarklib.deployment import get_predictor
     from landmarklib.inference import evaluate_deployment
 
     predictor = get_predictor(args.model)
-    report = check_layout(data_root(args.data), warn=False, progress=True)
-    if report.problems:
-        raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
-    if report.classes != predictor.trained_folders:
-        raise ValueError(
-            f"the model knows {len(predictor.trained_folders)} classes but the dataset in "
-            f"{report.root} has {len(report.classes)} different ones")
+    report = dataset_of_model(data_root(args.data), predictor.trained_folders, progress=True)
     result = evaluate_deployment(report.files["test"], args.model)
     print(json.dumps(result.to_dict(), indent=1) if args.json else result)
     return 0

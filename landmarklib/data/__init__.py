@@ -31,7 +31,7 @@ import importlib
 #: Every public name of the package, and the module that defines it.
 MODULES = {
     "layout": ["SPLITS", "LayoutReport", "check_layout", "class_folders", "class_names",
-               "image_sizes"],
+               "dataset_of_model", "image_sizes"],
     "loaders": ["DecodedPhotos", "Loaders", "PhotoDataset", "collate_photos",
                 "default_num_workers", "make_loaders"],
     "locate": ["DATA_ENV", "DATASET_URL", "TINY_ENV", "data_root", "download_landmarks",

@@ -34,7 +34,8 @@ from landmarklib.files import write_json
 from landmarklib.images import ImageError, is_image_file, open_image
 from landmarklib.places import display_name
 
-__all__ = ["SPLITS", "LayoutReport", "check_layout", "class_folders", "class_names",
+__all__ = ["SPLITS", "LayoutReport", "check_layout", "dataset_of_model", "class_folders",
+           "class_names",
            "image_sizes"]
 
 SPLITS = ("train", "test")
@@ -124,6 +125,28 @@ def check_layout(root: str | os.PathLike, warn: bool = True,
         report.duplicates = _byte_identical(report.files["train"], report.files["test"])
     if warn:
         _warn_about_skipped(report)
+    return report
+
+
+def dataset_of_model(root: str | os.PathLike, classes: Sequence[str],
+                     progress: bool = False) -> LayoutReport:
+    """:func:`check_layout` of the dataset a model was trained on, refused if it is not.
+
+    Args:
+        root: the folder holding ``train/`` and ``test/``.
+        classes: the class folders the model was trained on, in class-id order.
+        progress: show a progress bar while the photos are checked.
+
+    Raises:
+        ValueError: the dataset has problems, or other classes than ``classes``.
+    """
+    report = check_layout(root, warn=False, progress=progress)
+    if report.problems:
+        raise ValueError(f"The dataset in {report.root} cannot be used:\n{report}")
+    if report.classes != list(classes):
+        raise ValueError(f"the dataset in {report.root} is not the one the model was trained "
+                         f"on: it has {len(report.classes)} classes, the model knows "
+                         f"{len(classes)} different ones")
     return report
 
 
