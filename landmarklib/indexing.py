@@ -85,7 +85,8 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
         try:
             memory = add_landmark(memory, landmark.name,
                                   classify_photos(landmark.photos, predictor), landmark.where,
-                                  landmark.latitude, landmark.longitude)
+                                  landmark.latitude, landmark.longitude,
+                                  classify_photos(landmark.photos, predictor, mirror=True))
         except ValueError as error:
             print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
     return memory
