@@ -142,10 +142,10 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
     The photos' embeddings join the memory (they become evidence for :func:`nearest`), and
     the normalised mean of their centred embeddings (:meth:`Memory.centred`; with their
     mirror images' too, when given) becomes the landmark's prototype (:func:`recognise`):
-    a nearest-class-mean classifier in the centred space ("SimpleShot", Wang et al., 2019).
-    On landmarks44, centring and the mirror images raised the added landmarks' validation
-    top-1 from 65.0% to 67.7% (``benchmarks/beyond.py``). Nothing is written: write the
-    result with :func:`write_memory`, so that on any error the file stays as it was.
+    a class mean in the centred space ("SimpleShot", Wang et al., 2019). On landmarks44's
+    validation photos, centring and the mirror images raised the added landmarks' top-1
+    from 65.0% to 67.7% (``benchmarks/beyond.py`` compares the rules). Nothing is written:
+    write the result with :func:`write_memory`, so on any error the file stays as it was.
 
     Example::
 

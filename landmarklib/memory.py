@@ -40,7 +40,7 @@ from landmarklib.files import atomic_path
 from landmarklib.places import Place
 
 __all__ = ["MEMORY_FORMAT", "Landmark", "Neighbour", "Memory", "memory_path", "build_memory",
-           "write_memory", "read_memory", "embeddings_of"]
+           "write_memory", "read_memory", "added_landmarks", "embeddings_of"]
 
 MEMORY_FORMAT = "landmarklib-memory/2"
 
@@ -254,8 +254,8 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
             raise ValueError("arrays of different lengths")
     except _OldFormat as old:
         raise ValueError(f"{path}: a memory file of an older landmarklib ({old}; this one reads "
-                         f"{MEMORY_FORMAT}); make it again with `landmarklib index` (added "
-                         "landmarks must then be added again)") from None
+                         f"{MEMORY_FORMAT}); make it again with `landmarklib index` (it keeps "
+                         "the landmarks added to it)") from None
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path}: not a landmarklib memory file ({MEMORY_FORMAT}), or a "
                          f"damaged one ({type(error).__name__}); make it again with "
@@ -264,6 +264,25 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
         raise ValueError(f"{path} belongs to the model {memory.model_id}, not to {model_id}: "
                          "the model was retrained; make its memory with `landmarklib index`")
     return memory
+
+
+def added_landmarks(path: str | os.PathLike) -> list[Landmark]:
+    """The landmarks added to a memory file of this or an older format (names, photos and
+    places; the prototypes left empty: embed the photos again), for ``landmarklib index``.
+
+    Raises:
+        ValueError: not a readable landmarklib memory file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+        if not str(meta.get("format", "")).startswith("landmarklib-memory/"):
+            raise KeyError("format")
+        return [Landmark(prototype=np.zeros(0, np.float32), **entry)
+                for entry in meta["landmarks"]]
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a landmarklib memory file ({type(error).__name__})") \
+            from None
 
 
 class _OldFormat(Exception):
