@@ -31,6 +31,7 @@ import json
 import random
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -254,7 +255,7 @@ def rules_once(memory, outputs: dict, draws: int, centred: bool, mirrored: bool,
     from landmarklib.calibration import calibrate
     from landmarklib.embeddings import SHARPNESS, TAKE_AT_MOST
 
-    space = memory.centred if centred else (lambda rows: np.asarray(rows, np.float32))
+    space = (memory if centred else replace(memory, centre=np.zeros(0, np.float32))).centred
     n, trained = len(memory.class_names), space(memory.embeddings)
     means = space(np.stack([trained[memory.labels == c].mean(0) for c in range(n)]))
     valid, scores = space(stacked(outputs["valid"][0], "embedding")), {}
@@ -299,8 +300,6 @@ def unknown(memory, outputs: dict) -> dict:
     """AUROC, FPR@95TPR and shares accepted, for every score, near and far; chosen on the
     validation columns (known: the validation split; near: the held-out classes' training
     photos; far: 500 caltech101 training photos), the test columns only measured."""
-    from dataclasses import replace
-
     from landmarklib.calibration import SCORES, choose_threshold, detection_metrics
     from landmarklib.embeddings import recognise
 
