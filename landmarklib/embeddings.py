@@ -60,8 +60,11 @@ DEFAULT_SCORE = "msp+knn"
 TAKE_AT_MOST = 0.01
 
 #: How fast the odds of an added landmark grow with its claim (:func:`recognise`): a claim
-#: 0.02 above the margin multiplies them by e.
-SHARPNESS = 50.0
+#: 1/12 above the margin multiplies them by e; the lower, the more an unsure network yields.
+#: Chosen on landmarks44's validation photos (``benchmarks/beyond.py``): of 5, 10, 12, 15, 20,
+#: 25, 50 and 100, the highest top-1 on the added landmarks (76.3%; 50: 68.8%) among those
+#: with which the trained landmarks lost less than 1 point (0.9; 10 lost 1.0).
+SHARPNESS = 12.0
 
 
 def nearest(memory: Memory, embeddings: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
