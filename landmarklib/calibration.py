@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SCORES", "calibrate", "fit_temperature", "calibration_error", "reliability",
+__all__ = ["SCORES", "COMBINED", "calibrate", "fit_temperature", "calibration_error", "reliability",
            "log_softmax", "known_score", "roc_curve", "detection_metrics",
-           "choose_threshold"]
+           "choose_threshold", "combine_scores"]
 
 #: The scores that tell photos of known landmarks (high) from the rest (low), by name.
 SCORES = {
@@ -38,7 +38,12 @@ SCORES = {
     "energy": "negative energy, logsumexp of the logits (Liu et al., NeurIPS 2020)",
     "max_logit": "maximum logit (Hendrycks et al., ICML 2022)",
     "knn": "cosine similarity to the nearest training photo's embedding (Sun et al., ICML 2022)",
+    "msp+knn": "msp and knn together: the sum of the logs of their ranks among the validation "
+               "photos' scores (Fisher's method of combining p-values)",
 }
+
+#: The scores that :data:`SCORES` ``"msp+knn"`` combines.
+COMBINED = ("msp", "knn")
 
 
 def log_softmax(scores: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -170,21 +175,30 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -
 
 def known_score(kind: str, probabilities: np.ndarray | None = None,
                 logits: np.ndarray | None = None,
-                similarity: np.ndarray | None = None) -> np.ndarray:
+                similarity: np.ndarray | None = None,
+                reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """A score per photo, higher for photos of landmarks the model knows (:data:`SCORES`).
 
     Args:
         kind: ``"msp"`` (needs ``probabilities``, calibrated, ``(N, C)``), ``"energy"`` or
             ``"max_logit"`` (need ``logits`` ``(N, C)``), ``"knn"`` (needs ``similarity``
             ``(N,)``, the cosine similarity to the nearest training photo,
-            :func:`landmarklib.embeddings.nearest`).
+            :func:`landmarklib.embeddings.nearest`), ``"msp+knn"`` (needs both, and
+            ``reference``).
+        reference: for ``"msp+knn"``: ``{"msp": (V,), "knn": (V,)}``, the two scores of the
+            validation photos (:func:`combine_scores`).
 
     Returns:
         float64 ``(N,)``.
 
     Raises:
-        ValueError: an unknown ``kind``, or the array it needs is missing.
+        ValueError: an unknown ``kind``, or an array it needs is missing.
     """
+    if kind == "msp+knn":
+        if reference is None:
+            raise ValueError("the 'msp+knn' score needs the validation photos' scores")
+        return combine_scores({name: known_score(name, probabilities, logits, similarity)
+                               for name in COMBINED}, reference)
     needs = {"msp": ("probabilities", probabilities), "energy": ("logits", logits),
              "max_logit": ("logits", logits), "knn": ("similarity", similarity)}
     if kind not in needs:
@@ -199,6 +213,32 @@ def known_score(kind: str, probabilities: np.ndarray | None = None,
         top = values.max(axis=1)
         return top + np.log(np.exp(values - top[:, None]).sum(axis=1))
     return values.reshape(len(values))
+
+
+def combine_scores(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]
+                   ) -> np.ndarray:
+    """Several known-landmark scores as one: each score becomes its rank among the
+    validation photos' scores (the share of them at or below it, ``(r + 1) / (V + 1)``: an
+    empirical p-value of "this photo is as typical as a photo of a known landmark"), and the
+    logs of these shares are summed (Fisher's method of combining p-values, "Statistical
+    Methods for Research Workers", 1925). Scores in different units (a probability, a
+    cosine similarity) are combined without weights to choose; a photo must look known to
+    both to score high.
+
+    Args:
+        scores: ``{name: float (N,)}``, each higher for known photos.
+        reference: ``{name: float (V,)}``, the same scores of the validation photos (the
+            photos the threshold is chosen on), for every name in ``scores``.
+
+    Returns:
+        float64 ``(N,)``, at most 0 (0: above every validation photo on every score).
+    """
+    total = 0.0
+    for name, values in scores.items():
+        known = np.sort(np.asarray(reference[name], dtype=np.float64))
+        below = np.searchsorted(known, np.asarray(values, dtype=np.float64), side="right")
+        total = total + np.log((below + 1) / (len(known) + 1))
+    return np.asarray(total, dtype=np.float64)
 
 
 def _ranked(known: np.ndarray, unknown: np.ndarray):

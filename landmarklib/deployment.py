@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from landmarklib.cache import default_deployment_path
 from landmarklib.embeddings import Recognition, recognise
@@ -299,7 +299,7 @@ class Answer:
 
 
 def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
-                    workers: int = 2) -> Iterator[Answer]:
+                    workers: int = 2, mirror: bool = False) -> Iterator[Answer]:
     """Classify many photos, streaming: decoding (in background threads,
     :func:`landmarklib.images.open_images`) overlaps the network, which runs on batches.
 
@@ -311,13 +311,17 @@ def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
             :func:`landmarklib.images.find_photos`).
         predictor: the model.
         batch_size, workers: photos per network run; decoding threads.
+        mirror: classify each photo's horizontal mirror image instead (more views of a
+            landmark added from a few photos, :func:`landmarklib.embeddings.add_landmark`).
 
     Yields:
         One :class:`Answer` per path, in the order given.
     """
     batch: list[tuple[Path, Image.Image | Exception]] = []
-    for item in open_images(paths, predictor.input_size, workers, ahead=4 * batch_size):
-        batch.append(item)
+    for path, image in open_images(paths, predictor.input_size, workers, ahead=4 * batch_size):
+        if mirror and not isinstance(image, Exception):
+            image = ImageOps.mirror(image)
+        batch.append((path, image))
         if len(batch) == batch_size:
             yield from _answer(batch, predictor)
             batch = []

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from landmarklib.deployment import Predictor, classify_photos
 from landmarklib.embeddings import add_landmark, fit_calibration
-from landmarklib.memory import Memory, build_memory, memory_path, read_memory, write_memory
+from landmarklib.memory import Memory, added_landmarks, build_memory, memory_path, write_memory
 
 __all__ = ["index_model"]
 
@@ -73,15 +73,16 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
     if not path.is_file():
         return memory
     try:
-        old = read_memory(path)
+        landmarks = added_landmarks(path)  # of an older format too: the photos are embedded again
     except ValueError as error:
         print(f"landmarklib index: the old memory is replaced ({error})", file=sys.stderr)
         return memory
-    for landmark in old.landmarks:
+    for landmark in landmarks:
         try:
             memory = add_landmark(memory, landmark.name,
                                   classify_photos(landmark.photos, predictor), landmark.where,
-                                  landmark.latitude, landmark.longitude)
+                                  landmark.latitude, landmark.longitude,
+                                  classify_photos(landmark.photos, predictor, mirror=True))
         except ValueError as error:
             print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
     return memory

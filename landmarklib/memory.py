@@ -31,6 +31,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +40,9 @@ from landmarklib.files import atomic_path
 from landmarklib.places import Place
 
 __all__ = ["MEMORY_FORMAT", "Landmark", "Neighbour", "Memory", "memory_path", "build_memory",
-           "write_memory", "read_memory", "embeddings_of"]
+           "write_memory", "read_memory", "added_landmarks", "embeddings_of"]
 
-MEMORY_FORMAT = "landmarklib-memory/1"
+MEMORY_FORMAT = "landmarklib-memory/2"
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Memory:
             added (0 before any).
         landmarks: the added landmarks, in class-id order.
         root: the dataset folder the training photos' paths are relative to ("" if unknown).
+        centre: float32 ``(F,)``, the mean embedding of the training photos: embeddings are
+            compared after subtracting it and normalising again (:meth:`centred`).
     """
 
     embeddings: np.ndarray
@@ -133,6 +136,35 @@ class Memory:
     margin: float = 0.0
     landmarks: list[Landmark] = field(default_factory=list)
     root: str = ""
+    centre: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def centred(self, rows: np.ndarray) -> np.ndarray:
+        """Embeddings ``(N, F)`` (or ``(F,)``) minus :attr:`centre`, L2-normalised again:
+        float32 ``(N, F)`` unit rows ("CL2N", Wang et al., "SimpleShot: Revisiting
+        Nearest-Neighbor Classification for Few-Shot Learning", 2019). The fine-tuned
+        embeddings of all landmark photos share a common direction; without it, the cosine
+        similarities of different landmarks are all high and few photos separate them less
+        well (``benchmarks/beyond.py``). Without a centre: only normalised."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.float32))
+        if len(self.centre):
+            rows = rows - self.centre.astype(np.float32)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows / np.maximum(norms, 1e-12)
+
+    @cached_property
+    def centred_embeddings(self) -> np.ndarray:
+        """float32 ``(N, F)``: :attr:`embeddings` through :meth:`centred` (computed once)."""
+        return self.centred(self.embeddings)
+
+    @cached_property
+    def valid_similarity(self) -> np.ndarray:
+        """float64 ``(V,)``: each validation photo's cosine similarity to the most similar
+        remembered photo (its ``"knn"`` score; computed once)."""
+        if not len(self.valid_embeddings):
+            return np.zeros(0)
+        similarity = self.valid_embeddings.astype(np.float32) @ self.embeddings.astype(
+            np.float32).T
+        return similarity.max(axis=1).astype(np.float64)
 
     def neighbours(self, indices: np.ndarray, similarities: np.ndarray) -> list[Neighbour]:
         """The remembered photos at ``indices`` (int ``(k,)``, rows of :attr:`embeddings`, e.g.
@@ -181,6 +213,7 @@ def write_memory(memory: Memory, path: str | os.PathLike) -> Path:
                  prototypes=memory.prototypes,
                  valid_embeddings=memory.valid_embeddings.astype(np.float16),
                  valid_confidence=memory.valid_confidence.astype(np.float32),
+                 centre=memory.centre.astype(np.float32),
                  meta=np.array(json.dumps(meta, ensure_ascii=False)))
     return Path(path)
 
@@ -205,6 +238,9 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         meta = json.loads(str(arrays["meta"]))
+        if str(meta.get("format", "")).startswith("landmarklib-memory/") and \
+                meta["format"] != MEMORY_FORMAT:
+            raise _OldFormat(meta["format"])
         if meta.get("format") != MEMORY_FORMAT:
             raise KeyError("format")
         landmarks = [Landmark(prototype=prototype, **entry)
@@ -213,9 +249,13 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
                         meta["class_names"], meta["model_id"], meta["temperature"],
                         meta["score"], meta["threshold"], meta["accept"],
                         arrays["valid_embeddings"], arrays["valid_confidence"], meta["margin"],
-                        landmarks, meta.get("root", ""))
+                        landmarks, meta.get("root", ""), arrays["centre"])
         if not len(memory.labels) == len(memory.embeddings) == len(memory.paths):
             raise ValueError("arrays of different lengths")
+    except _OldFormat as old:
+        raise ValueError(f"{path}: a memory file of an older landmarklib ({old}; this one reads "
+                         f"{MEMORY_FORMAT}); make it again with `landmarklib index` (it keeps "
+                         "the landmarks added to it)") from None
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path}: not a landmarklib memory file ({MEMORY_FORMAT}), or a "
                          f"damaged one ({type(error).__name__}); make it again with "
@@ -224,6 +264,29 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
         raise ValueError(f"{path} belongs to the model {memory.model_id}, not to {model_id}: "
                          "the model was retrained; make its memory with `landmarklib index`")
     return memory
+
+
+def added_landmarks(path: str | os.PathLike) -> list[Landmark]:
+    """The landmarks added to a memory file of this or an older format (names, photos and
+    places; the prototypes left empty: embed the photos again), for ``landmarklib index``.
+
+    Raises:
+        ValueError: not a readable landmarklib memory file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+        if not str(meta.get("format", "")).startswith("landmarklib-memory/"):
+            raise KeyError("format")
+        return [Landmark(prototype=np.zeros(0, np.float32), **entry)
+                for entry in meta["landmarks"]]
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a landmarklib memory file ({type(error).__name__})") \
+            from None
+
+
+class _OldFormat(Exception):
+    """A memory file written by another version of :func:`write_memory`."""
 
 
 # --------------------------------------------------------------- building and searching
@@ -275,5 +338,7 @@ def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence
         kept.append(int(label))
     if not rows:
         raise ValueError("no photo could be used to build the memory")
-    return Memory(np.stack(rows).astype(np.float16), np.array(kept, dtype=np.int64), paths,
-                  list(class_names), model_id, root=str(Path(root).resolve()) if root else "")
+    rows = np.stack(rows).astype(np.float32)
+    return Memory(rows.astype(np.float16), np.array(kept, dtype=np.int64), paths,
+                  list(class_names), model_id, root=str(Path(root).resolve()) if root else "",
+                  centre=rows.mean(axis=0))

@@ -72,6 +72,20 @@ def test_known_scores():
         calibration.known_score("mahalanobis", probabilities)
 
 
+def test_the_combined_score_sums_the_logs_of_the_validation_ranks():
+    reference = {"msp": np.array([0.2, 0.4, 0.6, 0.8]), "knn": np.array([0.5, 0.6, 0.7, 0.9])}
+    probabilities = np.array([[0.7, 0.3], [0.9, 0.1], [0.55, 0.45]])
+    similarity = np.array([0.95, 0.4, 0.6])
+    # msp ranks (validation scores at or below): 3, 4, 2; knn ranks: 4, 0, 2; out of 4 + 1
+    expected = np.log(np.array([4, 5, 3]) / 5) + np.log(np.array([5, 1, 3]) / 5)
+    assert calibration.known_score("msp+knn", probabilities, similarity=similarity,
+                                   reference=reference) == pytest.approx(expected)
+    assert calibration.combine_scores({"knn": similarity}, reference) == pytest.approx(
+        np.log(np.array([5, 1, 3]) / 5))
+    with pytest.raises(ValueError, match="needs the validation photos' scores"):
+        calibration.known_score("msp+knn", probabilities, similarity=similarity)
+
+
 def test_detection_metrics_of_perfect_inverted_and_useless_scores():
     known, unknown = np.linspace(10, 20, 50), np.linspace(-5, 5, 40)
     assert calibration.detection_metrics(known, unknown) == {"auroc": 1.0, "fpr_at_95_tpr": 0.0}

@@ -62,6 +62,24 @@ def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, predicto
                                                                for p in photos[:3]}
 
 
+def test_the_prototype_is_the_centred_mean_of_the_photos_and_their_mirror_images(
+        tiny_memory, predictor, tmp_path):
+    photos = striped_photos(tmp_path / "stripes", 3)
+    answers = list(classify_photos(photos, predictor))
+    mirrored = list(classify_photos(photos, predictor, mirror=True))
+    rows = np.stack([a.embedding for a in answers])
+    views = np.concatenate([rows, np.stack([a.embedding for a in mirrored])])
+    assert np.abs(views[3:] - rows).max() > 1e-3  # the mirror images are other views
+    for given, expected in ((None, rows), (mirrored, views)):
+        memory = embeddings.add_landmark(tiny_memory, "Striped", answers, mirrored=given)
+        mean = tiny_memory.centred(expected).mean(axis=0)
+        assert memory.landmarks[-1].prototype == pytest.approx(mean / np.linalg.norm(mean),
+                                                               abs=1e-5)
+        assert len(memory.embeddings) == 59  # the mirror images are not remembered photos
+    with pytest.raises(ValueError, match="mirror images' answers must be those of the same"):
+        embeddings.add_landmark(tiny_memory, "Striped", answers, mirrored=mirrored[::-1])
+
+
 def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, predictor, tmp_path):
     photos = striped_photos(tmp_path / "stripes", 3)
     broken = tmp_path / "broken.jpg"
@@ -111,8 +129,16 @@ def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, 
     result = embeddings.recognise(tiny_memory, log_probs, vectors, logits, k=2)
     assert (result.probabilities.argmax(axis=1) == log_probs.argmax(axis=1)).all()
     assert result.neighbours.shape == (21, 2)
-    assert result.score == pytest.approx(result.similarities[:, 0], abs=1e-6)  # the kNN score
     assert (result.known == (result.score >= tiny_memory.threshold)).all()
+    knn = embeddings.recognise(replace(tiny_memory, score="knn"), log_probs, vectors, logits)
+    assert knn.score == pytest.approx(knn.similarities[:, 0], abs=1e-6)
+    # the default: the logs of the msp and knn ranks among the 14 validation photos, summed
+    msp_rank = (np.sort(tiny_memory.valid_confidence)[None] <= result.probabilities.max(
+        axis=1)[:, None]).sum(axis=1)
+    knn_rank = (np.sort(tiny_memory.valid_similarity)[None] <= knn.score[:, None]).sum(axis=1)
+    assert result.score == pytest.approx(np.log((msp_rank + 1) / 15) + np.log(
+        (knn_rank + 1) / 15), abs=1e-9)
+    assert result.score.max() <= 0 and result.score.min() >= 2 * np.log(1 / 15)
     energy = embeddings.recognise(replace(tiny_memory, score="energy"), log_probs, vectors,
                                   logits)
     top = logits.max(axis=1, keepdims=True)

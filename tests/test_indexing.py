@@ -173,6 +173,22 @@ def test_remove_an_added_landmark(added, stripes, tmp_path, capsys):
     assert "only added landmarks can be removed" in capsys.readouterr().err
 
 
+def test_index_over_an_older_memory_keeps_its_added_landmarks(added, tmp_path, capsys):
+    model = tmp_path / "model.onnx"
+    shutil.copy(added, model)
+    with np.load(memory_path(added), allow_pickle=False) as archive:  # as format 1 wrote it
+        arrays = {key: archive[key] for key in archive.files if key != "centre"}
+    meta = json.loads(str(arrays["meta"])) | {"format": "landmarklib-memory/1"}
+    np.savez(memory_path(model), **arrays | {"meta": np.array(json.dumps(meta))})
+    with pytest.warns(UserWarning, match="older landmarklib.*landmarklib index"):
+        assert Predictor(model).memory is None
+    with pytest.warns(UserWarning, match="older landmarklib"):  # the model is opened first
+        assert cli.main(["index", "--data", str(tiny_data_root()), "--model", str(model)]) == 0
+    memory = read_memory(memory_path(model))
+    assert memory.names[-1] == "Striped Tower" and len(memory.centre) == memory.embeddings.shape[1]
+    assert memory.landmarks[0].where == "Ely, United Kingdom"
+
+
 def test_a_memory_of_another_model_is_ignored_with_a_warning(indexed, tmp_path):
     model = tmp_path / "model.onnx"
     shutil.copy(indexed, model)  # the same network...

@@ -25,7 +25,7 @@ def small_memory() -> Memory:
                   temperature=0.75, score="knn", threshold=0.61, accept=0.95,
                   valid_embeddings=rows[:2].astype(np.float16),
                   valid_confidence=np.array([0.9, 0.4], np.float32), margin=-0.05,
-                  landmarks=[landmark])
+                  landmarks=[landmark], centre=rows[:5].mean(axis=0).astype(np.float32))
 
 
 def test_memory_path_is_beside_the_deployment_file():
@@ -38,8 +38,9 @@ def test_round_trip(tmp_path):
     path = memories.write_memory(memory, tmp_path / "m.memory.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["m.memory.npz"]  # no temporary file left
     with np.load(path, allow_pickle=False) as archive:  # plain arrays only
-        assert sorted(archive.files) == ["embeddings", "labels", "meta", "paths", "prototypes",
-                                         "valid_confidence", "valid_embeddings"]
+        assert sorted(archive.files) == ["centre", "embeddings", "labels", "meta", "paths",
+                                         "prototypes", "valid_confidence",
+                                         "valid_embeddings"]
         assert archive["embeddings"].dtype == np.float16
         assert json.loads(str(archive["meta"]))["format"] == memories.MEMORY_FORMAT
     back = memories.read_memory(path, model_id="model.onnx@sha256:abc")
@@ -48,6 +49,7 @@ def test_round_trip(tmp_path):
     assert (back.temperature, back.score, back.threshold, back.accept, back.margin) == (
         0.75, "knn", 0.61, 0.95, -0.05)
     assert back.valid_confidence.tolist() == pytest.approx([0.9, 0.4])
+    assert back.centre == pytest.approx(memory.centre) and back.centre.dtype == np.float32
     assert back.names == ["Eiffel Tower", "Taj Mahal", "Trevi Fountain", "Ely Cathedral"]
     ely = back.landmarks[0]
     assert (ely.name, ely.where, ely.latitude, ely.longitude, ely.photos) == (
@@ -87,6 +89,32 @@ def test_reading_refuses_other_models_and_other_files(tmp_path):
         memories.read_memory(tmp_path / "text.npz")
 
 
+def test_a_memory_of_an_older_format_is_refused_with_what_to_do(tmp_path):
+    path = memories.write_memory(small_memory(), tmp_path / "m.memory.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != "centre"}
+    meta = json.loads(str(arrays["meta"])) | {"format": "landmarklib-memory/1"}
+    np.savez(path, **arrays | {"meta": np.array(json.dumps(meta))})
+    with pytest.raises(ValueError, match=r"older landmarklib \(landmarklib-memory/1; this one "
+                                         r"reads landmarklib-memory/2\); make it again with "
+                                         "`landmarklib index`"):
+        memories.read_memory(path)
+
+
+def test_centred_subtracts_the_training_mean_and_normalises():
+    memory = small_memory()
+    rows = memory.embeddings.astype(np.float32)
+    expected = rows - memory.centre
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert memory.centred(rows) == pytest.approx(expected, abs=1e-6)
+    assert memory.centred_embeddings == pytest.approx(expected, abs=1e-6)
+    assert np.linalg.norm(memory.centred(rows[0]), axis=1) == pytest.approx([1.0])
+    # the centred training photos' mean is near 0: the shared direction is gone
+    assert np.abs(memory.centred(rows[:5]).mean(axis=0)).max() < 0.5
+    # the similarity of validation photos to the nearest remembered photo
+    assert memory.valid_similarity == pytest.approx([1.0, 1.0], abs=1e-3)
+
+
 def test_build_memory_keeps_paths_relative_and_skips_broken_photos(tmp_path):
     from landmarklib.images import ImageError
 
@@ -98,6 +126,7 @@ def test_build_memory_keeps_paths_relative_and_skips_broken_photos(tmp_path):
         memory = memories.build_memory(answers, [0, 1, 1], ["A", "B"], "m@1", tmp_path)
     assert memory.paths == [str(Path("train/a/1.jpg")), str(Path("train/b/3.jpg"))]
     assert memory.labels.tolist() == [0, 1] and memory.embeddings.dtype == np.float16
+    assert memory.centre == pytest.approx([0.7, 0.7])  # the mean training embedding
     assert memory.threshold is None and memory.landmarks == []
     with pytest.raises(ValueError, match="no photo could be used"), pytest.warns(UserWarning):
         memories.build_memory(answers[1:2], [1], ["A", "B"], "m@1", tmp_path)

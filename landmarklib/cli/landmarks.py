@@ -1,7 +1,7 @@
 """``landmarklib index``, ``add-landmark``, ``remove-landmark`` and ``landmarks``: a model's
 memory (:mod:`landmarklib.memory`), the file beside its deployment file.
 
-    landmarklib index [--data DIR] [--accept 0.95] [--score knn] [--model FILE.onnx]
+    landmarklib index [--data DIR] [--accept 0.95] [--score msp+knn] [--model FILE.onnx]
     landmarklib add-landmark NAME PHOTO... [--where "City, Country"] [--lat LAT --lon LON]
     landmarklib remove-landmark NAME
     landmarklib landmarks [--json]
@@ -21,7 +21,7 @@ from landmarklib.cli.options import DATA_HELP, MODEL_HELP, probability
 
 #: The names of :data:`landmarklib.calibration.SCORES`, without importing NumPy to parse a
 #: command line (a test keeps the two equal).
-SCORE_NAMES = ("msp", "energy", "max_logit", "knn")
+SCORE_NAMES = ("msp", "energy", "max_logit", "knn", "msp+knn")
 
 _GOAL = "share of the validation photos of known landmarks to accept (0.95)"
 
@@ -33,8 +33,8 @@ def add_parsers(commands) -> None:
     index.add_argument("--data", help=DATA_HELP)
     index.add_argument("--accept", type=probability, default=0.95, help=_GOAL)
     index.add_argument("--score", default=None, choices=SCORE_NAMES,
-                       help="known-landmark score (default: knn, the fewest unknown photos "
-                            "accepted on landmarks44; see benchmarks/README.md)")
+                       help="known-landmark score (default: msp+knn, the best on landmarks44's "
+                            "validation photos; see benchmarks/README.md)")
     index.add_argument("--model", help=MODEL_HELP)
     index.set_defaults(run=_index)
     add = commands.add_parser("add-landmark", help="teach the model a landmark from 3+ photos")
@@ -90,7 +90,7 @@ def _add(args) -> int:
     predictor, path, memory = _memory_of(args)
     photos = list(find_photos(args.photos))
     memory = add_landmark(memory, args.name, classify_photos(photos, predictor), args.where,
-                          args.lat, args.lon)
+                          args.lat, args.lon, classify_photos(photos, predictor, mirror=True))
     write_memory(memory, path)
     added = memory.landmarks[-1]
     print(f"Added {added.name!r} from {len(added.photos)} photos"
