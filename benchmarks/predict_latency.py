@@ -43,8 +43,14 @@ def main() -> None:
                              "(default: train one on the tiny subset)")
     parser.add_argument("--copies", type=int, default=4,
                         help="copies of the 130 photos in the folder test (default 4: 520)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="only the warm photo: this many rounds, the float and the 8-bit "
+                             "file taking turns (their end-to-end times vary from one minute "
+                             "to the next on a shared machine)")
     args = parser.parse_args()
     model = args.model or _tiny_model()
+    if args.rounds:
+        return warm_rounds(model, args.rounds)
     photos = sorted((SHARED / "landmark_images_partial").rglob("*.jpg"))
     print(f"model {model}; {len(photos)} photos of ~800 px; load average "
           f"{os.getloadavg()[0]:.2f}")
@@ -144,6 +150,20 @@ def warm_photo(model: Path, photo: Path, torch_too: bool = True) -> dict:
 
 
 SETTINGS = ((None, 2, 16), (2, 1, 16), (1, 1, 16), (2, 2, 32), (1, 2, 16), (None, 2, 32))
+
+
+def warm_rounds(model: Path, rounds: int) -> None:
+    """The warm photo, end to end, ``rounds`` times for each file, in turns."""
+    photo = sorted((SHARED / "landmark_images_partial").rglob("*.jpg"))[0]
+    files = [f for f in (model, quantized_path(model)) if f.is_file()]
+    times = {f.name: [] for f in files}
+    for _ in range(rounds):
+        for file in files:
+            times[file.name].append(warm_photo(file, photo, torch_too=False)["end_to_end_ms"])
+            time.sleep(5)
+    for name, values in times.items():
+        print(f"{name}: end to end {', '.join(f'{v:.1f}' for v in values)} ms; median "
+              f"{statistics.median(values):.1f} ms (load average {os.getloadavg()[0]:.2f})")
 
 
 def folder_rate(model: Path, paths: list[Path], settings=SETTINGS, torch_too: bool = True
