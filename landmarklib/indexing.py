@@ -33,7 +33,8 @@ __all__ = ["index_model"]
 
 def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
                 accept: float = 0.95, score: str | None = None,
-                val_fraction: float = 0.2, seed: int = 0) -> tuple[Path, Memory, dict]:
+                val_fraction: float = 0.2, seed: int = 0,
+                added_from: str | os.PathLike | None = None) -> tuple[Path, Memory, dict]:
     """Make and write the memory of a deployment file from the dataset it was trained on.
 
     Args:
@@ -44,6 +45,8 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
         score: a name from :data:`landmarklib.calibration.SCORES` (default
             :data:`landmarklib.embeddings.DEFAULT_SCORE`).
         val_fraction, seed: the validation split, as training made it.
+        added_from: the memory file whose added landmarks to keep (default: the one beside
+            the deployment file; ``landmarklib quantize`` passes the float file's).
 
     Returns:
         ``(memory file, memory, measured)``, ``measured`` from
@@ -60,7 +63,7 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
     memory = build_memory(classify_photos([p for p, _ in train], predictor),
                           [c for _, c in train], predictor.trained_names, predictor.model_id,
                           report.root)
-    memory = _keep_added(memory, memory_path(predictor.path), predictor)
+    memory = _keep_added(memory, Path(added_from or memory_path(predictor.path)), predictor)
     memory, measured = fit_calibration(memory, classify_photos([p for p, _ in valid], predictor),
                                        [c for _, c in valid], accept, score)
     return write_memory(memory, memory_path(predictor.path)), memory, measured

@@ -260,10 +260,18 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
         raise ValueError(f"{path}: not a landmarklib memory file ({MEMORY_FORMAT}), or a "
                          f"damaged one ({type(error).__name__}); make it again with "
                          "`landmarklib index`") from None
-    if model_id is not None and memory.model_id != model_id:
+    if model_id is not None and _content(memory.model_id) != _content(model_id):
         raise ValueError(f"{path} belongs to the model {memory.model_id}, not to {model_id}: "
-                         "the model was retrained; make its memory with `landmarklib index`")
+                         "the model was retrained or exported again; make its memory with "
+                         "`landmarklib index` (a landmark added to it stays)")
     return memory
+
+
+
+def _content(model_id: str) -> str:
+    """The content hash of a model id (``"<file name>@sha256:<hex>"``): a renamed file with
+    its memory renamed beside it is the same model."""
+    return model_id.rpartition("@")[2]
 
 
 def added_landmarks(path: str | os.PathLike) -> list[Landmark]:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landmarklib.deployment import Predictor
+from landmarklib.deployment import Predictor, model_path
 from landmarklib.files import atomic_path
 from landmarklib.images import open_images
 
@@ -76,10 +76,12 @@ def quantize_model(model: str | os.PathLike, photos: Sequence[str | os.PathLike]
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    source = Predictor(model, memory=False)
+    source = Predictor(model_path(model), memory=False)
     if "quantization" in source.session.get_modelmeta().custom_metadata_map:
         raise ValueError(f"{model}: already quantised; quantise the float file it came from")
     out = Path(out) if out is not None else quantized_path(model)
+    if not os.access(out.parent, os.W_OK):  # before the work, not after it
+        raise ValueError(f"{out.parent}: cannot write there (read-only?)")
     reader = _CalibrationPhotos(source, photos)
     if reader.empty:
         raise ValueError(f"none of the {len(photos)} calibration photos could be decoded")

@@ -25,7 +25,7 @@ else
     "$landmarklib" train transfer --out "$model.pt"
 fi
 "$landmarklib" evaluate --model "$model.onnx"
-# The 8-bit file (MODEL.int8.onnx, about twice as fast per photo): calibrated on training
+# The 8-bit file (MODEL.int8.onnx, a quarter of the size, faster): calibrated on training
 # photos, its test accuracy measured and printed.
 "$landmarklib" quantize "$model.onnx"
 "$landmarklib" predict --model "$model.onnx" -k 3 landmarklib/tiny/test/16.Eiffel_Tower \

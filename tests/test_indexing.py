@@ -189,6 +189,20 @@ def test_index_over_an_older_memory_keeps_its_added_landmarks(added, tmp_path, c
     assert memory.landmarks[0].where == "Ely, United Kingdom"
 
 
+def test_the_8_bit_file_knows_the_landmarks_added_to_the_float_file(added, tmp_path, capsys):
+    from landmarklib.quantization import quantized_path
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(added, model)
+    shutil.copy(memory_path(added), memory_path(model))
+    assert cli.main(["quantize", str(model), "--data", str(tiny_data_root()),
+                     "--photos", "8"]) == 0
+    assert "calibrated on 8 training photos" in capsys.readouterr().out
+    memory = read_memory(memory_path(quantized_path(model)))
+    assert [landmark.name for landmark in memory.landmarks] == ["Striped Tower"]
+    assert memory.landmarks[0].place.latitude == pytest.approx(52.3986)
+
+
 def test_a_memory_of_another_model_is_ignored_with_a_warning(indexed, tmp_path):
     model = tmp_path / "model.onnx"
     shutil.copy(indexed, model)  # the same network...

@@ -73,8 +73,10 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
 def test_reading_refuses_other_models_and_other_files(tmp_path):
     path = memories.write_memory(small_memory(), tmp_path / "m.memory.npz")
     with pytest.raises(ValueError, match="belongs to the model model.onnx@sha256:abc.*"
-                                         "landmarklib index"):
+                                         "exported again.*landmarklib index"):
         memories.read_memory(path, model_id="other.onnx@sha256:def")
+    renamed = memories.read_memory(path, model_id="renamed.onnx@sha256:abc")  # same content
+    assert renamed.model_id == "model.onnx@sha256:abc"
     with pytest.raises(FileNotFoundError, match="landmarklib index"):
         memories.read_memory(tmp_path / "missing.npz")
     np.savez(tmp_path / "plain.npz", x=np.zeros(3))
