@@ -123,3 +123,15 @@ def test_cli_predict_finds_every_kind_of_photo_in_a_folder(model, tmp_path, caps
     answers = json.loads(capsys.readouterr().out)
     assert [Path(a["file"]).name for a in answers] == ["eiffel.avif", "taj.webp"]
     assert all(len(a["predictions"]) == 1 for a in answers)
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "landmarklib", "predict", "--help"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "usage: landmarklib predict" in result.stdout
+    wrong = subprocess.run([sys.executable, "-m", "landmarklib", "no-such-command"],
+                           capture_output=True, text=True, check=False)
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
