@@ -153,6 +153,12 @@ class EvaluationResult:
             f"({self.correct}/{self.total}), top-3 {self.top3:.1%}, top-5 {self.top5:.1%}"
         )
 
+    def metrics(self) -> dict[str, float | int]:
+        """The headline numbers as a model file records them: ``{"<split>_accuracy",
+        "<split>_correct", "<split>_total", "<split>_top3", "<split>_top5"}``."""
+        return {f"{self.split}_{name}": getattr(self, name)
+                for name in ("accuracy", "correct", "total", "top3", "top5")}
+
     def by_class(self) -> list[tuple[str, float]]:
         """``(class name, accuracy)`` for every class, worst first (classes with no photo last)."""
         order = np.argsort(np.nan_to_num(self.per_class_accuracy, nan=np.inf), kind="stable")

@@ -267,7 +267,6 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
     return memory
 
 
-
 def _content(model_id: str) -> str:
     """The content hash of a model id (``"<file name>@sha256:<hex>"``): a renamed file with
     its memory renamed beside it is the same model."""

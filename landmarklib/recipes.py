@@ -327,10 +327,8 @@ def _reset(head: torch.nn.Module) -> None:
 
 
 def _metrics(test: evaluation.EvaluationResult, history: History, precision: str) -> dict:
-    return {"test_accuracy": test.accuracy, "test_correct": test.correct,
-            "test_total": test.total, "test_top3": test.top3, "test_top5": test.top5,
-            "epochs": history.epochs_trained, "best_epoch": history.best_epoch,
-            "precision": precision}
+    return {**test.metrics(), "epochs": history.epochs_trained,
+            "best_epoch": history.best_epoch, "precision": precision}
 
 
 def quick_tiny_model(path: str | os.PathLike, progress: bool = False) -> Path:

@@ -42,6 +42,9 @@ def test_summarize_hand_made_example():
     assert result.top5 == pytest.approx(5 / 6)  # the last photo's class is ranked 6th
     expected_loss = -np.mean(np.log([0.70, 0.30, 0.60, 0.12, 0.03, 0.05]))
     assert result.loss == pytest.approx(expected_loss, rel=1e-6)
+    assert result.metrics() == {"test_accuracy": result.accuracy, "test_correct": 2,
+                                "test_total": 6, "test_top3": result.top3,
+                                "test_top5": result.top5}
 
     expected_confusion = np.zeros((6, 6), dtype=np.int64)
     for truth, predicted in [(0, 0), (0, 1), (2, 2), (3, 1), (4, 0), (1, 2)]:

@@ -25,7 +25,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-
 def probability(text: str) -> float:
     """argparse type: a number from 0 to 1."""
     value = float(text)

@@ -127,12 +127,8 @@ def _quantize(args) -> int:
     train, _ = split_samples(report.files["train"], report.root)  # validation photos kept out
     photos = random.Random(0).sample([path for path, _ in train], min(args.photos, len(train)))
 
-    def measure(path) -> dict:
-        test = evaluate_deployment(report.files["test"], path)
-        return {"test_accuracy": test.accuracy, "test_correct": test.correct,
-                "test_total": test.total, "test_top3": test.top3, "test_top5": test.top5}
-
-    out = quantize_model(predictor.path, photos, measure=measure)
+    out = quantize_model(predictor.path, photos, measure=lambda path: evaluate_deployment(
+        report.files["test"], path).metrics())
     int8 = Predictor(out, memory=False)
     before, after = predictor.metrics.get("test_accuracy"), int8.metrics
     calibrated = json.loads(int8.session.get_modelmeta().custom_metadata_map["quantization"]
@@ -149,8 +145,7 @@ def _quantize(args) -> int:
 
         print("Indexing the 8-bit file's memory (interrupted: run `landmarklib index --model "
               f"{out}`)")
-        report_index(*index_model(Predictor(out), report.root,
-                                  added_from=memory_path(predictor.path)))
+        report_index(*index_model(int8, report.root, added_from=memory_path(predictor.path)))
     return 0
 
 
