@@ -140,6 +140,11 @@ def stacked(answers, name: str) -> np.ndarray:
     return np.stack([getattr(a, name) for a in answers])
 
 
+def imagenet(answers) -> np.ndarray | None:
+    """The answers' ImageNet embeddings ``(N, F')``; ``None`` for a file without them."""
+    return None if answers[0].imagenet is None else stacked(answers, "imagenet")
+
+
 def calibrated_memory(predictor, outputs: dict, root: Path):
     from landmarklib.calibration import calibrate, calibration_error
     from landmarklib.embeddings import fit_calibration
@@ -164,7 +169,8 @@ def calibrated_memory(predictor, outputs: dict, root: Path):
 def top1(memory, answers, labels) -> float:
     from landmarklib.embeddings import recognise
 
-    recognition = recognise(memory, stacked(answers, "log_probs"), stacked(answers, "embedding"))
+    recognition = recognise(memory, stacked(answers, "log_probs"), stacked(answers, "embedding"),
+                            imagenet=imagenet(answers))
     return float((recognition.probabilities.argmax(axis=1) == labels).mean())
 
 
@@ -300,19 +306,20 @@ def unknown(memory, outputs: dict) -> dict:
     """AUROC, FPR@95TPR and shares accepted, for every score, near and far; chosen on the
     validation columns (known: the validation split; near: the held-out classes' training
     photos; far: 500 caltech101 training photos), the test columns only measured."""
-    from landmarklib.calibration import SCORES, choose_threshold, detection_metrics
+    from landmarklib.calibration import NEEDS_IMAGENET, SCORES, choose_threshold, detection_metrics
     from landmarklib.embeddings import recognise
 
     def scores(kind, name):
         answers = outputs[name][0]
         return recognise(replace(memory, score=kind), stacked(answers, "log_probs"),
-                         stacked(answers, "embedding"), stacked(answers, "logits")).score
+                         stacked(answers, "embedding"), stacked(answers, "logits"),
+                         imagenet=imagenet(answers)).score
 
     table = {}
     print("Known against unknown: AUROC, FPR@95TPR, validation (choosing) | test (known: the "
           "40 classes' test photos); accepted at the threshold that accepts 95% of the "
           "validation photos")
-    for kind in SCORES:
+    for kind in [k for k in SCORES if len(memory.imagenet) or k not in NEEDS_IMAGENET]:
         known, valid = scores(kind, "test"), scores(kind, "valid")
         threshold = choose_threshold(valid, 0.95)
         row = {"threshold": threshold, "known_accepted": float((known >= threshold).mean())}
@@ -323,7 +330,7 @@ def unknown(memory, outputs: dict) -> dict:
             row[name]["accepted"] = float((other >= threshold).mean())
             row[f"{name}_valid"] = detection_metrics(valid, scores(kind, check))
         table[kind] = row
-        print(f"  {kind:9s} valid near {row['near_valid']['auroc']:.3f} far "
+        print(f"  {kind:20s} valid near {row['near_valid']['auroc']:.3f} far "
               f"{row['far_valid']['auroc']:.4f} | test near {row['near']['auroc']:.3f}, "
               f"{row['near']['fpr_at_95_tpr']:.1%}; far {row['far']['auroc']:.4f}, "
               f"{row['far']['fpr_at_95_tpr']:.1%}; accepted: known {row['known_accepted']:.1%},"

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SCORES", "COMBINED", "calibrate", "fit_temperature", "calibration_error", "reliability",
-           "log_softmax", "known_score", "roc_curve", "detection_metrics",
-           "choose_threshold", "combine_scores"]
+__all__ = ["SCORES", "COMBINED", "NEEDS_IMAGENET", "calibrate", "fit_temperature",
+           "calibration_error", "reliability", "log_softmax", "known_score", "roc_curve",
+           "detection_metrics", "choose_threshold", "combine_scores"]
 
 #: The scores that tell photos of known landmarks (high) from the rest (low), by name.
 SCORES = {
@@ -38,12 +38,18 @@ SCORES = {
     "energy": "negative energy, logsumexp of the logits (Liu et al., NeurIPS 2020)",
     "max_logit": "maximum logit (Hendrycks et al., ICML 2022)",
     "knn": "cosine similarity to the nearest training photo's embedding (Sun et al., ICML 2022)",
+    "imagenet_knn": "cosine similarity to the nearest training photo's ImageNet embedding (the "
+                    "frozen trunk's pooled features; fine-tuned models only)",
     "msp+knn": "msp and knn together: the sum of the logs of their ranks among the validation "
                "photos' scores (Fisher's method of combining p-values)",
+    "msp+knn+imagenet_knn": "msp, knn and imagenet_knn together, the same way",
 }
 
-#: The scores that :data:`SCORES` ``"msp+knn"`` combines.
-COMBINED = ("msp", "knn")
+#: The combined scores of :data:`SCORES`, and the scores each combines.
+COMBINED = {"msp+knn": ("msp", "knn"), "msp+knn+imagenet_knn": ("msp", "knn", "imagenet_knn")}
+
+#: The scores that need ImageNet embeddings (a deployment file of a fine-tuned model).
+NEEDS_IMAGENET = ("imagenet_knn", "msp+knn+imagenet_knn")
 
 
 def log_softmax(scores: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -176,17 +182,19 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -
 def known_score(kind: str, probabilities: np.ndarray | None = None,
                 logits: np.ndarray | None = None,
                 similarity: np.ndarray | None = None,
-                reference: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                reference: dict[str, np.ndarray] | None = None,
+                imagenet_similarity: np.ndarray | None = None) -> np.ndarray:
     """A score per photo, higher for photos of landmarks the model knows (:data:`SCORES`).
 
     Args:
         kind: ``"msp"`` (needs ``probabilities``, calibrated, ``(N, C)``), ``"energy"`` or
             ``"max_logit"`` (need ``logits`` ``(N, C)``), ``"knn"`` (needs ``similarity``
             ``(N,)``, the cosine similarity to the nearest training photo,
-            :func:`landmarklib.embeddings.nearest`), ``"msp+knn"`` (needs both, and
-            ``reference``).
-        reference: for ``"msp+knn"``: ``{"msp": (V,), "knn": (V,)}``, the two scores of the
-            validation photos (:func:`combine_scores`).
+            :func:`landmarklib.embeddings.nearest`), ``"imagenet_knn"`` (needs
+            ``imagenet_similarity`` ``(N,)``, the same with the ImageNet embeddings), or a
+            combination of :data:`COMBINED` (needs what its parts need, and ``reference``).
+        reference: for a combination: ``{"msp": (V,), "knn": (V,), ...}``, its parts' scores of
+            the validation photos (:func:`combine_scores`).
 
     Returns:
         float64 ``(N,)``.
@@ -194,13 +202,15 @@ def known_score(kind: str, probabilities: np.ndarray | None = None,
     Raises:
         ValueError: an unknown ``kind``, or an array it needs is missing.
     """
-    if kind == "msp+knn":
+    if kind in COMBINED:
         if reference is None:
-            raise ValueError("the 'msp+knn' score needs the validation photos' scores")
-        return combine_scores({name: known_score(name, probabilities, logits, similarity)
-                               for name in COMBINED}, reference)
+            raise ValueError(f"the {kind!r} score needs the validation photos' scores")
+        return combine_scores({name: known_score(name, probabilities, logits, similarity,
+                                                 imagenet_similarity=imagenet_similarity)
+                               for name in COMBINED[kind]}, reference)
     needs = {"msp": ("probabilities", probabilities), "energy": ("logits", logits),
-             "max_logit": ("logits", logits), "knn": ("similarity", similarity)}
+             "max_logit": ("logits", logits), "knn": ("similarity", similarity),
+             "imagenet_knn": ("ImageNet embeddings' similarity", imagenet_similarity)}
     if kind not in needs:
         raise ValueError(f"unknown score {kind!r}; choose from {', '.join(SCORES)}")
     name, values = needs[kind]

@@ -177,15 +177,17 @@ class Predictor:
         return np.stack([preprocess(image, self.input_size, self.mean, self.std,
                                     self.resize_ratio) for image in images])
 
-    def outputs(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The deployment file's three outputs for RGB photos.
+    def outputs(self, images: Sequence[Image.Image]) -> tuple:
+        """The deployment file's outputs for RGB photos.
 
         Returns:
-            ``(log_probs, logits, embeddings)``: float32 ``(N, C)``, ``(N, C)`` (for an
-            ensemble, the members' mean logits) and ``(N, F)``, each row of unit length.
+            ``(log_probs, logits, embeddings, imagenet)``: float32 ``(N, C)``, ``(N, C)`` (for
+            an ensemble, the members' mean logits), ``(N, F)`` and ``(N, F')`` (rows of unit
+            length; ``imagenet``, the ImageNet embeddings, is ``None`` for a file without them,
+            see :mod:`landmarklib.export`).
         """
-        log_probs, logits, embeddings = self.session.run(None, {"images": self.inputs(images)})
-        return log_probs, logits, embeddings
+        outputs = self.session.run(None, {"images": self.inputs(images)})
+        return (*outputs[:3], outputs[3] if len(outputs) > 3 else None)
 
     def place(self, name: str) -> Place | None:
         """Where the landmark ``name`` (one of :attr:`class_names`) is: an added landmark's
@@ -199,16 +201,16 @@ class Predictor:
         """What the model, and its memory if it has one, conclude about RGB photos.
 
         Returns:
-            ``(recognition, (log_probs, logits, embeddings))``: a
+            ``(recognition, (log_probs, logits, embeddings, imagenet))``: a
             :class:`landmarklib.embeddings.Recognition` (calibrated probabilities over
             :attr:`class_names`, the known-landmark score and whether it passed the stored
             threshold, the ``k`` nearest remembered photos), and :meth:`outputs`. Without a
             memory: the network's probabilities, the top-1 probability as the score, every
             photo ``known``, no neighbours.
         """
-        outputs = log_probs, logits, embeddings = self.outputs(images)
+        outputs = log_probs, logits, embeddings, imagenet = self.outputs(images)
         if self.memory is not None:
-            return recognise(self.memory, log_probs, embeddings, logits, k), outputs
+            return recognise(self.memory, log_probs, embeddings, logits, k, imagenet), outputs
         probabilities, none = np.exp(log_probs), np.zeros((len(log_probs), 0))
         return Recognition(probabilities, probabilities.max(axis=1).astype(np.float64),
                            np.ones(len(log_probs), bool), none.astype(np.int64),
@@ -222,7 +224,7 @@ class Predictor:
             ``(probabilities, embeddings)``: float32 ``(N, C)``, each row summing to 1, and
             float32 ``(N, F)``, each row of unit length.
         """
-        recognition, (_, _, embeddings) = self.recognise(images, k=1)
+        recognition, (_, _, embeddings, _) = self.recognise(images, k=1)
         return recognition.probabilities, embeddings
 
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -283,6 +285,8 @@ class Answer:
         error: why the photo could not be used (an ImageError naming the file), or ``None``.
         log_probs, logits: float32 ``(C,)``, the network's raw outputs (for calibration and
             the scores of :mod:`landmarklib.calibration`); ``None`` when it failed.
+        imagenet: float32 ``(F',)``, the ImageNet embedding (:meth:`Predictor.outputs`), or
+            ``None`` (it failed, or the file has none).
         known: the photo passed the memory's "I don't know" rule (always without a memory).
         neighbours: the most similar remembered photos, most similar first (none without a
             memory).
@@ -296,6 +300,7 @@ class Answer:
     logits: np.ndarray | None = None
     known: bool = True
     neighbours: list[Neighbour] = field(default_factory=list)
+    imagenet: np.ndarray | None = None
 
 
 def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
@@ -346,14 +351,15 @@ def _answer(batch, predictor: Predictor) -> list[Answer]:
     photos = [image for _, image in batch if not isinstance(image, Exception)]
     if not photos:
         return [Answer(path, error=image) for path, image in batch]
-    recognition, (log_probs, logits, embeddings) = predictor.recognise(photos)
+    recognition, (log_probs, logits, embeddings, imagenet) = predictor.recognise(photos)
     memory = predictor.memory
 
     def answer(row: int, path: Path) -> Answer:
         neighbours = memory.neighbours(recognition.neighbours[row],
                                        recognition.similarities[row]) if memory else []
         return Answer(path, recognition.probabilities[row], embeddings[row], None,
-                      log_probs[row], logits[row], bool(recognition.known[row]), neighbours)
+                      log_probs[row], logits[row], bool(recognition.known[row]), neighbours,
+                      None if imagenet is None else imagenet[row])
 
     return _answers(batch, answer)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from landmarklib.calibration import (
+    NEEDS_IMAGENET,
     SCORES,
     calibrate,
     calibration_error,
@@ -39,21 +40,26 @@ from landmarklib.calibration import (
 from landmarklib.memory import Landmark, Memory, embeddings_of
 from landmarklib.places import place_for
 
-__all__ = ["MIN_PHOTOS", "DEFAULT_SCORE", "TAKE_AT_MOST", "SHARPNESS", "nearest", "project_2d",
-           "add_landmark", "remove_landmark", "added_margin", "Recognition", "recognise",
-           "fit_calibration"]
+__all__ = ["MIN_PHOTOS", "DEFAULT_SCORE", "SCORE_WITHOUT_IMAGENET", "TAKE_AT_MOST", "SHARPNESS",
+           "nearest", "project_2d", "add_landmark", "remove_landmark", "added_margin",
+           "Recognition", "recognise", "fit_calibration"]
 
 #: The fewest photos a landmark can be added from.
 MIN_PHOTOS = 3
 
 #: The known-landmark score used by default: the maximum softmax probability and the
-#: similarity to the nearest remembered photo, combined by their ranks among the validation
-#: photos (:func:`landmarklib.calibration.combine_scores`). Chosen on photos the test sets do
-#: not hold (``benchmarks/beyond.py``): the 40 landmarks' validation photos against the 4
-#: held-out landmarks' training photos (near) and 500 of caltech101's training photos (far),
-#: it had the highest mean AUROC (near 0.916, far 0.993; knn alone 0.893 and 0.994, msp 0.906
-#: and 0.978).
-DEFAULT_SCORE = "msp+knn"
+#: similarities to the nearest remembered photo, in the fine-tuned embeddings and in the
+#: ImageNet ones, combined by their ranks among the validation photos
+#: (:func:`landmarklib.calibration.combine_scores`). Chosen on photos the test sets do not
+#: hold (``benchmarks/beyond.py``): the 40 landmarks' validation photos against the 4
+#: held-out landmarks' training photos (near) and 500 of caltech101's training photos (far).
+#: The ImageNet embeddings, never tuned to the landmarks, tell photos of no landmark apart
+#: best; the fine-tuned ones and the probabilities, unknown landmarks.
+DEFAULT_SCORE = "msp+knn+imagenet_knn"
+
+#: The default for a model without ImageNet embeddings (the network trained from scratch, a
+#: frozen backbone with a head): the best of the scores it has on the same photos.
+SCORE_WITHOUT_IMAGENET = "msp+knn"
 
 #: The added landmarks may take at most this share of the validation photos of the trained
 #: landmarks (:func:`added_margin`).
@@ -176,6 +182,7 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
             :data:`MIN_PHOTOS` different usable photos.
     """
     name = _check_new(memory, name, latitude, longitude)
+    answers = list(answers)
     paths, rows, errors = embeddings_of(answers)
     if errors:
         raise ValueError("these photos could not be used, so nothing was added:\n  "
@@ -195,6 +202,14 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
                                                         rows.astype(np.float16)]),
                      labels=np.concatenate([memory.labels, np.full(len(rows), label)]),
                      paths=[*memory.paths, *first], landmarks=[*memory.landmarks, landmark])
+    if len(memory.imagenet):  # one row per different photo, as for the embeddings
+        imagenet = {str(Path(path).resolve()): row
+                    for path, row in zip(paths, embeddings_of(answers, "imagenet")[1])}
+        if len(next(iter(imagenet.values()))) != memory.imagenet.shape[1]:
+            raise ValueError("the photos' answers lack the ImageNet embeddings of the memory's "
+                             "model: classify them with the model the memory belongs to")
+        memory = replace(memory, imagenet=np.concatenate(
+            [memory.imagenet, np.stack(list(imagenet.values())).astype(np.float16)]))
     return replace(memory, margin=added_margin(memory))
 
 
@@ -228,6 +243,7 @@ def remove_landmark(memory: Memory, name: str) -> Memory:
     keep = memory.labels != label
     labels = memory.labels[keep]
     memory = replace(memory, embeddings=memory.embeddings[keep],
+                     imagenet=memory.imagenet[keep] if len(memory.imagenet) else memory.imagenet,
                      labels=np.where(labels > label, labels - 1, labels),
                      paths=[p for p, kept in zip(memory.paths, keep) if kept],
                      landmarks=[m for i, m in enumerate(memory.landmarks) if i != index])
@@ -285,7 +301,8 @@ class Recognition:
 
 
 def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
-              logits: np.ndarray | None = None, k: int = 3) -> Recognition:
+              logits: np.ndarray | None = None, k: int = 3,
+              imagenet: np.ndarray | None = None) -> Recognition:
     """Answer with everything the memory knows: calibrated probabilities over the trained and
     the added landmarks, the known-landmark score against the threshold, the nearest photos.
 
@@ -302,6 +319,8 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
         log_probs, embeddings: float ``(N, C)`` and ``(N, F)``, the deployment file's outputs.
         logits: float ``(N, C)``, needed for the scores ``"energy"`` and ``"max_logit"``.
         k: how many nearest photos.
+        imagenet: float ``(N, F')``, the ImageNet embeddings (the deployment file's fourth
+            output), needed for the scores of :data:`landmarklib.calibration.NEEDS_IMAGENET`.
 
     Returns:
         A :class:`Recognition`.
@@ -323,9 +342,12 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
         logits = np.concatenate([logits, extra + known_score("energy", logits=logits)[:, None]],
                                 axis=1)
     neighbours, similarities = _top_k(similarity, k)
-    reference = {"msp": memory.valid_confidence, "knn": memory.valid_similarity}
+    imagenet_similarity = None
+    if imagenet is not None and len(memory.imagenet):
+        imagenet_similarity = (np.atleast_2d(np.asarray(imagenet, np.float32))
+                               @ memory.imagenet.astype(np.float32).T).max(axis=1)
     score = known_score(memory.score, probabilities.astype(np.float32), logits,
-                        similarities[:, 0], reference)
+                        similarities[:, 0], memory.references(), imagenet_similarity)
     known = score >= memory.threshold if memory.threshold is not None else \
         np.ones(len(score), bool)
     return Recognition(probabilities.astype(np.float32), score, known, neighbours,
@@ -347,7 +369,8 @@ def fit_calibration(memory: Memory, answers: Iterable, labels, accept: float = 0
         labels: their class ids.
         accept: the goal: the share of photos of known landmarks to accept.
         score: a name from :data:`landmarklib.calibration.SCORES` (default
-            :data:`DEFAULT_SCORE`).
+            :data:`DEFAULT_SCORE`, or :data:`SCORE_WITHOUT_IMAGENET` for a memory without
+            ImageNet embeddings).
 
     Returns:
         ``(memory, measured)``: the calibrated memory, and ``{"ece_before": ..., "ece_after":
@@ -355,11 +378,15 @@ def fit_calibration(memory: Memory, answers: Iterable, labels, accept: float = 0
         :func:`landmarklib.calibration.calibration_error`, which imports torchmetrics).
 
     Raises:
-        ValueError: no usable validation photo, an unknown score, ``accept`` outside (0, 1].
+        ValueError: no usable validation photo, an unknown score, a score that needs
+            ImageNet embeddings for a memory without them, ``accept`` outside (0, 1].
     """
-    score = score or DEFAULT_SCORE
+    score = score or (DEFAULT_SCORE if len(memory.imagenet) else SCORE_WITHOUT_IMAGENET)
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
+    if score in NEEDS_IMAGENET and not len(memory.imagenet):
+        raise ValueError(f"the {score!r} score needs ImageNet embeddings, which only the "
+                         "deployment file of a fine-tuned model has; choose another score")
     kept = [(a, int(c)) for a, c in zip(answers, labels) if a.error is None]
     if not kept:
         raise ValueError("no validation photo could be used")
@@ -368,11 +395,15 @@ def fit_calibration(memory: Memory, answers: Iterable, labels, accept: float = 0
     labels = np.array([c for _, c in kept])
     temperature = fit_temperature(log_probs, labels)
     probabilities = calibrate(log_probs, temperature)
+    imagenet = np.stack([a.imagenet for a, _ in kept]) if len(memory.imagenet) else None
     memory = replace(memory, temperature=temperature, score=score, threshold=None,
                      accept=accept, valid_embeddings=embeddings.astype(np.float16),
-                     valid_confidence=probabilities.max(axis=1))
+                     valid_confidence=probabilities.max(axis=1),
+                     valid_imagenet=np.zeros((0, 0), np.float16) if imagenet is None
+                     else imagenet.astype(np.float16))
     memory = replace(memory, margin=added_margin(memory))
-    threshold = choose_threshold(recognise(memory, log_probs, embeddings, logits).score, accept)
+    threshold = choose_threshold(recognise(memory, log_probs, embeddings, logits, 1,
+                                           imagenet).score, accept)
     return replace(memory, threshold=threshold), {
         "ece_before": calibration_error(np.exp(log_probs), labels),
         "ece_after": calibration_error(probabilities, labels),

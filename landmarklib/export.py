@@ -24,7 +24,8 @@ uses: the network as an ONNX graph (the Open Neural Network Exchange format, run
 Runtime on a CPU or a GPU without PyTorch, :mod:`landmarklib.inference`). It maps float32
 photos ``images`` ``(N, 3, S, S)`` to ``log_probs`` and ``logits`` ``(N, C)`` and
 ``embeddings`` ``(N, F)`` (L2-normalised; see each model's ``classify_and_embed``), for any
-batch size ``N``. Its metadata
+batch size ``N``; a fine-tuned model's also to ``imagenet_embeddings`` ``(N, F')``, the frozen
+ImageNet trunk's pooled features (for telling photos of no landmark apart). Its metadata
 (ONNX ``metadata_props``, values in JSON) carry what inference needs: :data:`ONNX_FORMAT`,
 class folders and display names, input size, mean, std, resize ratio and rule, the precision
 the model was trained in, its test metrics, and when it was made.
@@ -247,13 +248,19 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> S
 
 
 class _Deployable(nn.Module):
-    """A model with the deployment file's outputs: ``(log_probs, logits, embeddings)``."""
+    """A model with the deployment file's outputs: ``(log_probs, logits, embeddings)``, and
+    ``imagenet_embeddings`` for a model with a frozen ImageNet trunk."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.imagenet = isinstance(model, transfer.FineTunedModel)
+        self.names = ["log_probs", "logits", "embeddings",
+                      *(["imagenet_embeddings"] if self.imagenet else [])]
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.imagenet:
+            return self.model.classify_and_embed(images, imagenet=True)
         return self.model.classify_and_embed(images)
 
 
@@ -281,14 +288,17 @@ def export_onnx(model_file: str | os.PathLike, out: str | os.PathLike | None = N
     saved = load_model(model_file)
     out = Path(out) if out is not None else Path(model_file).with_suffix(".onnx")
     example = torch.zeros(2, 3, saved.input_size, saved.input_size)
+    deployable = _Deployable(saved.model).eval()
     program = torch.onnx.export(
-        _Deployable(saved.model).eval(), (example,), dynamo=True, input_names=["images"],
-        output_names=["log_probs", "logits", "embeddings"], optimize=True, verbose=False,
+        deployable, (example,), dynamo=True, input_names=["images"],
+        output_names=deployable.names, optimize=True, verbose=False,
         dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     program.model.producer_name = "landmarklib"
     program.model.model_version = 1
     program.model.doc_string = ("Landmark classifier: images (N, 3, S, S) float32 -> log_probs "
-                                "(N, C), logits (N, C), embeddings (N, F) L2-normalised")
+                                "(N, C), logits (N, C), embeddings (N, F) L2-normalised"
+                                + (", imagenet_embeddings (N, F') L2-normalised"
+                                   if deployable.imagenet else ""))
     program.model.metadata_props.update(
         {key: json.dumps(value, ensure_ascii=False)
          for key, value in deployment_metadata(saved).items()})

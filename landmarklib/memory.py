@@ -8,7 +8,8 @@ the deployment file, its memory (``landmark_classifier.memory.npz`` beside
 ``landmark_classifier.onnx``, :func:`memory_path`) keeps:
 
 * the embeddings of the training photos (float16), their files (relative to the dataset
-  folder) and classes (:func:`build_memory`);
+  folder) and classes (:func:`build_memory`), and their ImageNet embeddings when the
+  deployment file has them (a fine-tuned model's frozen trunk, :mod:`landmarklib.export`);
 * the landmarks added to the model (:class:`Landmark`; see
   :func:`landmarklib.embeddings.add_landmark`): a name, where it is, the embeddings of a few
   photos of it and their mean direction, the *prototype*;
@@ -42,7 +43,7 @@ from landmarklib.places import Place
 __all__ = ["MEMORY_FORMAT", "Landmark", "Neighbour", "Memory", "memory_path", "build_memory",
            "write_memory", "read_memory", "added_landmarks", "embeddings_of"]
 
-MEMORY_FORMAT = "landmarklib-memory/2"
+MEMORY_FORMAT = "landmarklib-memory/3"
 
 
 @dataclass
@@ -120,6 +121,9 @@ class Memory:
         root: the dataset folder the training photos' paths are relative to ("" if unknown).
         centre: float32 ``(F,)``, the mean embedding of the training photos: embeddings are
             compared after subtracting it and normalising again (:meth:`centred`).
+        imagenet, valid_imagenet: float16 ``(N, F')`` and ``(V, F')``: the ImageNet
+            embeddings of the remembered and of the validation photos, for the score
+            ``"imagenet_knn"``; ``(0, 0)`` for a model without them.
     """
 
     embeddings: np.ndarray
@@ -137,6 +141,8 @@ class Memory:
     landmarks: list[Landmark] = field(default_factory=list)
     root: str = ""
     centre: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    imagenet: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    valid_imagenet: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
 
     def centred(self, rows: np.ndarray) -> np.ndarray:
         """Embeddings ``(N, F)`` (or ``(F,)``) minus :attr:`centre`, L2-normalised again:
@@ -160,11 +166,18 @@ class Memory:
     def valid_similarity(self) -> np.ndarray:
         """float64 ``(V,)``: each validation photo's cosine similarity to the most similar
         remembered photo (its ``"knn"`` score; computed once)."""
-        if not len(self.valid_embeddings):
-            return np.zeros(0)
-        similarity = self.valid_embeddings.astype(np.float32) @ self.embeddings.astype(
-            np.float32).T
-        return similarity.max(axis=1).astype(np.float64)
+        return _nearest_similarity(self.valid_embeddings, self.embeddings)
+
+    @cached_property
+    def valid_imagenet_similarity(self) -> np.ndarray:
+        """float64 ``(V,)``: the same with the ImageNet embeddings (``"imagenet_knn"``)."""
+        return _nearest_similarity(self.valid_imagenet, self.imagenet)
+
+    def references(self) -> dict[str, np.ndarray]:
+        """The validation photos' scores that combined scores rank a photo's among
+        (:func:`landmarklib.calibration.combine_scores`)."""
+        return {"msp": self.valid_confidence, "knn": self.valid_similarity,
+                "imagenet_knn": self.valid_imagenet_similarity}
 
     def neighbours(self, indices: np.ndarray, similarities: np.ndarray) -> list[Neighbour]:
         """The remembered photos at ``indices`` (int ``(k,)``, rows of :attr:`embeddings`, e.g.
@@ -214,6 +227,8 @@ def write_memory(memory: Memory, path: str | os.PathLike) -> Path:
                  valid_embeddings=memory.valid_embeddings.astype(np.float16),
                  valid_confidence=memory.valid_confidence.astype(np.float32),
                  centre=memory.centre.astype(np.float32),
+                 imagenet=memory.imagenet.astype(np.float16),
+                 valid_imagenet=memory.valid_imagenet.astype(np.float16),
                  meta=np.array(json.dumps(meta, ensure_ascii=False)))
     return Path(path)
 
@@ -249,8 +264,10 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
                         meta["class_names"], meta["model_id"], meta["temperature"],
                         meta["score"], meta["threshold"], meta["accept"],
                         arrays["valid_embeddings"], arrays["valid_confidence"], meta["margin"],
-                        landmarks, meta.get("root", ""), arrays["centre"])
-        if not len(memory.labels) == len(memory.embeddings) == len(memory.paths):
+                        landmarks, meta.get("root", ""), arrays["centre"],
+                        arrays["imagenet"], arrays["valid_imagenet"])
+        if not len(memory.labels) == len(memory.embeddings) == len(memory.paths) or \
+                len(memory.imagenet) not in (0, len(memory.labels)):
             raise ValueError("arrays of different lengths")
     except _OldFormat as old:
         raise ValueError(f"{path}: a memory file of an older landmarklib ({old}; this one reads "
@@ -292,6 +309,15 @@ def added_landmarks(path: str | os.PathLike) -> list[Landmark]:
             from None
 
 
+def _nearest_similarity(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float64 ``(Q,)``: each query's cosine similarity to the most similar of ``rows``
+    (unit rows; empty without queries or rows)."""
+    if not len(queries) or not len(rows):
+        return np.zeros(0)
+    return (queries.astype(np.float32) @ rows.astype(np.float32).T).max(axis=1).astype(
+        np.float64)
+
+
 class _OldFormat(Exception):
     """A memory file written by another version of :func:`write_memory`."""
 
@@ -299,17 +325,21 @@ class _OldFormat(Exception):
 # --------------------------------------------------------------- building and searching
 
 
-def embeddings_of(answers: Iterable) -> tuple[list[str], np.ndarray, list]:
+def embeddings_of(answers: Iterable, field: str = "embedding"
+                  ) -> tuple[list[str], np.ndarray, list]:
     """``(paths, float32 (N, F) embeddings, errors)`` of :class:`~landmarklib.deployment.Answer`
-    objects; the photos that failed are only in ``errors``."""
+    objects (``field="imagenet"``: their ImageNet embeddings, ``(N, 0)`` if they have none);
+    the photos that failed are only in ``errors``."""
     paths, rows, errors = [], [], []
     for answer in answers:
         if answer.error is not None:
             errors.append(answer.error)
         else:
             paths.append(str(answer.path))
-            rows.append(np.asarray(answer.embedding, dtype=np.float32))
-    return paths, (np.stack(rows) if rows else np.zeros((0, 0), np.float32)), errors
+            row = getattr(answer, field)
+            rows.append(np.zeros(0) if row is None else np.asarray(row, dtype=np.float32))
+    return paths, (np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+                   ), errors
 
 
 def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence[str],
@@ -334,18 +364,19 @@ def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence
     Raises:
         ValueError: no photo could be used.
     """
-    kept, rows, paths = [], [], []
+    kept, usable = [], []
     for answer, label in zip(answers, labels):
         if answer.error is not None:
             warnings.warn(f"left out of the memory: {answer.error}", stacklevel=2)
             continue
-        path = Path(answer.path)
-        paths.append(str(path.relative_to(root)) if root else str(path))
-        rows.append(answer.embedding)
+        usable.append(answer)
         kept.append(int(label))
-    if not rows:
+    if not usable:
         raise ValueError("no photo could be used to build the memory")
-    rows = np.stack(rows).astype(np.float32)
+    paths, rows, _ = embeddings_of(usable)
+    paths = [str(Path(path).relative_to(root)) if root else path for path in paths]
+    imagenet = embeddings_of(usable, "imagenet")[1]
     return Memory(rows.astype(np.float16), np.array(kept, dtype=np.int64), paths,
                   list(class_names), model_id, root=str(Path(root).resolve()) if root else "",
-                  centre=rows.mean(axis=0))
+                  centre=rows.mean(axis=0), imagenet=imagenet.astype(np.float16)
+                  if imagenet.shape[1] else np.zeros((0, 0), np.float16))

@@ -76,6 +76,36 @@ def tiny_training_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_finetuned_model_file(tmp_path_factory) -> Path:
+    """The deployment file of a fine-tuned model (frozen Lite0 trunk, one member whose top
+    keeps its ImageNet weights and whose head trained for a few seconds on the tiny data):
+    the kind of file with ImageNet embeddings (:mod:`landmarklib.export`)."""
+    import torch
+
+    from landmarklib import data, export, transfer
+
+    torch.manual_seed(0)
+    model = transfer.build_finetuned_model(7, hidden=64, members=1).eval()
+    spec, member = model.spec, model.members[0]
+    loaders = data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
+                                std=spec.std, augment=False, in_memory=False, num_workers=0,
+                                progress=False)
+    with torch.inference_mode():
+        batches = [(member.top(model.trunk(x)), y) for x, y in loaders.train]
+    features, labels = (torch.cat(parts) for parts in zip(*batches))
+    optimizer = torch.optim.Adam(member.head.parameters(), lr=3e-3)
+    member.head.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        torch.nn.functional.nll_loss(member.head(features), labels).backward()
+        optimizer.step()
+    folder = tmp_path_factory.mktemp("finetuned")
+    return export.export_onnx(export.save_model(folder / "tiny_finetuned.pt", model.eval(),
+                                                loaders.classes, spec.input_size, spec.mean,
+                                                spec.std))
+
+
+@pytest.fixture(scope="session")
 def exiftool():
     """Read files with ExifTool, the independent second reader of the sidecars we write:
     ``exiftool(paths)`` returns ``{Path: {"XMP-exif:GPSLatitude": 48.8584, ...}}``
@@ -107,12 +137,22 @@ def exiftool():
 def tiny_memory(tiny_model_file):
     """The memory of :func:`tiny_model_file` (:mod:`landmarklib.memory`): the embeddings of the
     tiny data's training split (56 photos), calibrated on its validation split (14 photos)."""
+    return _memory_of(tiny_model_file)
+
+
+@pytest.fixture(scope="session")
+def tiny_finetuned_memory(tiny_finetuned_model_file):
+    """The same for :func:`tiny_finetuned_model_file`, with ImageNet embeddings."""
+    return _memory_of(tiny_finetuned_model_file)
+
+
+def _memory_of(model_file: Path):
     from landmarklib import data
     from landmarklib.deployment import Predictor, classify_photos
     from landmarklib.embeddings import fit_calibration
     from landmarklib.memory import build_memory
 
-    predictor, root = Predictor(tiny_model_file), data.tiny_data_root()
+    predictor, root = Predictor(model_file), data.tiny_data_root()
     folders = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     samples = [(path, c) for c, folder in enumerate(folders)
                for path in sorted((root / "train" / folder).glob("*.jpg"))]

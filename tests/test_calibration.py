@@ -84,6 +84,15 @@ def test_the_combined_score_sums_the_logs_of_the_validation_ranks():
         np.log(np.array([5, 1, 3]) / 5))
     with pytest.raises(ValueError, match="needs the validation photos' scores"):
         calibration.known_score("msp+knn", probabilities, similarity=similarity)
+    # and the ImageNet embeddings' similarity: ranks 0, 4, 1 among 0.3, 0.5, 0.6, 0.8
+    reference["imagenet_knn"] = np.array([0.3, 0.5, 0.6, 0.8])
+    imagenet = np.array([0.1, 0.85, 0.4])
+    assert calibration.known_score("msp+knn+imagenet_knn", probabilities, similarity=similarity,
+                                   reference=reference, imagenet_similarity=imagenet
+                                   ) == pytest.approx(expected + np.log(np.array([1, 5, 2]) / 5))
+    with pytest.raises(ValueError, match="'imagenet_knn' score needs the ImageNet"):
+        calibration.known_score("msp+knn+imagenet_knn", probabilities, similarity=similarity,
+                                reference=reference)
 
 
 def test_detection_metrics_of_perfect_inverted_and_useless_scores():

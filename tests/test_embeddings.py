@@ -147,12 +147,52 @@ def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, 
 
 
 def test_fit_calibration_stores_the_temperature_and_the_threshold(tiny_memory):
-    assert tiny_memory.temperature > 0 and tiny_memory.score == embeddings.DEFAULT_SCORE
+    # a frozen backbone and a head: no ImageNet embeddings beside the model's own
+    assert tiny_memory.temperature > 0 and tiny_memory.imagenet.shape == (0, 0)
+    assert tiny_memory.score == embeddings.SCORE_WITHOUT_IMAGENET == "msp+knn"
     assert tiny_memory.accept == 0.95 and tiny_memory.threshold is not None
     assert tiny_memory.valid_embeddings.shape == (14, tiny_memory.embeddings.shape[1])
     assert 0 < tiny_memory.valid_confidence.min() <= tiny_memory.valid_confidence.max() <= 1
     with pytest.raises(ValueError, match="unknown score 'distance'"):
         embeddings.fit_calibration(tiny_memory, [], [], score="distance")
+    with pytest.raises(ValueError, match="'imagenet_knn' score needs ImageNet embeddings"):
+        embeddings.fit_calibration(tiny_memory, [], [], score="imagenet_knn")
+
+
+def test_a_fine_tuned_model_tells_photos_of_no_landmark_by_its_imagenet_embeddings(
+        tiny_finetuned_memory, tiny_finetuned_model_file, tmp_path):
+    memory, predictor = tiny_finetuned_memory, Predictor(tiny_finetuned_model_file)
+    assert memory.score == embeddings.DEFAULT_SCORE == "msp+knn+imagenet_knn"
+    assert memory.imagenet.shape == (56, 192) and memory.valid_imagenet.shape == (14, 192)
+    assert memory.imagenet.dtype == np.float16
+    valid = memory.valid_imagenet_similarity
+    assert valid.shape == (14,) and 0.3 < valid.min() <= valid.max() <= 1
+    stripes = striped_photos(tmp_path / "stripes")  # drawn stripes: no landmark at all
+    tests = sorted(tiny_data_root().glob("test/*/*.jpg"))  # 21 photos of known landmarks
+    answers = list(classify_photos([*stripes, *tests], predictor))
+    assert [a.imagenet.shape for a in answers] == [(192,)] * (len(stripes) + len(tests))
+    imagenet = np.stack([a.imagenet for a in answers])
+    similarity = (imagenet @ memory.imagenet.astype(np.float32).T).max(axis=1)
+    # stripes are further from every training photo than any validation photo (0.39 and
+    # more) or test photo (0.62 and more) is: 0.29-0.31
+    assert similarity[:len(stripes)].max() < valid.min() - 0.05
+    assert similarity[len(stripes):].min() > similarity[:len(stripes)].max() + 0.2
+    score = embeddings.recognise(memory, *(np.stack([getattr(a, name) for a in answers])
+                                           for name in ("log_probs", "embedding", "logits")),
+                                 imagenet=imagenet).score
+    assert score[:len(stripes)].max() < score[len(stripes):].min()
+    # added, the stripes are a landmark: their ImageNet embeddings join the memory
+    added = embeddings.add_landmark(memory, "Striped Tower", answers[:3])
+    assert added.imagenet.shape == (59, 192)
+    assert added.imagenet[-3:].tolist() == imagenet[:3].astype(np.float16).tolist()
+    fourth = answers[3]
+    result = embeddings.recognise(added, fourth.log_probs[None], fourth.embedding[None],
+                                  fourth.logits[None], imagenet=fourth.imagenet[None])
+    assert added.names[result.probabilities.argmax()] == "Striped Tower"
+    assert embeddings.remove_landmark(added, "Striped Tower").imagenet.tolist() == \
+        memory.imagenet.tolist()
+    with pytest.raises(ValueError, match="needs the ImageNet embeddings' similarity"):
+        embeddings.recognise(memory, fourth.log_probs[None], fourth.embedding[None])
 
 
 def test_project_2d_is_a_deterministic_pca():

@@ -146,16 +146,21 @@ def test_every_kind_of_model_exports_with_its_metadata(kind, tmp_path):
     assert path == pt.with_suffix(".onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pt.name, path.name])
     images = np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
+    imagenet = kind == "finetuned"  # a frozen ImageNet trunk: its pooled features too
     for batch in (images, images[:1]):  # any batch size
-        (log_probs, logits, embeddings), meta = _onnx_outputs(path, batch)
+        outputs, meta = _onnx_outputs(path, batch)
         with torch.inference_mode():
-            expected, expected_logits, expected_embeddings = model.classify_and_embed(
-                torch.from_numpy(batch))
-            assert torch.allclose(expected, model(torch.from_numpy(batch)), atol=1e-5)
-        np.testing.assert_allclose(log_probs, expected.numpy(), atol=1e-4)
-        np.testing.assert_allclose(logits, expected_logits.numpy(), atol=1e-4)
-        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(embeddings, expected_embeddings.numpy(), atol=1e-4)
+            expected = model.classify_and_embed(torch.from_numpy(batch), imagenet=True) \
+                if imagenet else model.classify_and_embed(torch.from_numpy(batch))
+            assert torch.allclose(expected[0], model(torch.from_numpy(batch)), atol=1e-5)
+        assert len(outputs) == len(expected) == (4 if imagenet else 3)
+        for output, wanted in zip(outputs, expected):
+            assert output.shape == tuple(wanted.shape)
+            np.testing.assert_allclose(output, wanted.numpy(), atol=1e-4)
+        for unit_rows in outputs[2:]:  # the embeddings (and the ImageNet embeddings)
+            np.testing.assert_allclose(np.linalg.norm(unit_rows, axis=1), 1.0, atol=1e-5)
+    if imagenet:  # the trunk's channels (Lite0's 192 before its last two blocks)
+        assert outputs[3].shape == (1, 192)
     assert meta["format"] == export.ONNX_FORMAT and meta["class_folders"] == folders
     assert meta["class_names"] == ["A", "B", "C"] and meta["input_size"] == size
     assert (meta["mean"], meta["std"], meta["resize_ratio"]) == ([0.5] * 3, [0.25] * 3, 1.0)

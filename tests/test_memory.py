@@ -25,7 +25,9 @@ def small_memory() -> Memory:
                   temperature=0.75, score="knn", threshold=0.61, accept=0.95,
                   valid_embeddings=rows[:2].astype(np.float16),
                   valid_confidence=np.array([0.9, 0.4], np.float32), margin=-0.05,
-                  landmarks=[landmark], centre=rows[:5].mean(axis=0).astype(np.float32))
+                  landmarks=[landmark], centre=rows[:5].mean(axis=0).astype(np.float32),
+                  imagenet=np.abs(rows[:, :3]).astype(np.float16),
+                  valid_imagenet=np.abs(rows[:2, 1:]).astype(np.float16))
 
 
 def test_memory_path_is_beside_the_deployment_file():
@@ -38,9 +40,9 @@ def test_round_trip(tmp_path):
     path = memories.write_memory(memory, tmp_path / "m.memory.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["m.memory.npz"]  # no temporary file left
     with np.load(path, allow_pickle=False) as archive:  # plain arrays only
-        assert sorted(archive.files) == ["centre", "embeddings", "labels", "meta", "paths",
-                                         "prototypes", "valid_confidence",
-                                         "valid_embeddings"]
+        assert sorted(archive.files) == ["centre", "embeddings", "imagenet", "labels", "meta",
+                                         "paths", "prototypes", "valid_confidence",
+                                         "valid_embeddings", "valid_imagenet"]
         assert archive["embeddings"].dtype == np.float16
         assert json.loads(str(archive["meta"]))["format"] == memories.MEMORY_FORMAT
     back = memories.read_memory(path, model_id="model.onnx@sha256:abc")
@@ -50,6 +52,8 @@ def test_round_trip(tmp_path):
         0.75, "knn", 0.61, 0.95, -0.05)
     assert back.valid_confidence.tolist() == pytest.approx([0.9, 0.4])
     assert back.centre == pytest.approx(memory.centre) and back.centre.dtype == np.float32
+    assert back.imagenet.tolist() == memory.imagenet.tolist() and back.imagenet.shape == (6, 3)
+    assert back.valid_imagenet.tolist() == memory.valid_imagenet.tolist()
     assert back.names == ["Eiffel Tower", "Taj Mahal", "Trevi Fountain", "Ely Cathedral"]
     ely = back.landmarks[0]
     assert (ely.name, ely.where, ely.latitude, ely.longitude, ely.photos) == (
@@ -98,7 +102,7 @@ def test_a_memory_of_an_older_format_is_refused_with_what_to_do(tmp_path):
     meta = json.loads(str(arrays["meta"])) | {"format": "landmarklib-memory/1"}
     np.savez(path, **arrays | {"meta": np.array(json.dumps(meta))})
     with pytest.raises(ValueError, match=r"older landmarklib \(landmarklib-memory/1; this one "
-                                         r"reads landmarklib-memory/2\); make it again with "
+                                         r"reads landmarklib-memory/3\); make it again with "
                                          "`landmarklib index`"):
         memories.read_memory(path)
 

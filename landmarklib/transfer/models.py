@@ -287,19 +287,28 @@ class FineTunedModel(nn.Module):
         """Log-probabilities ``(N, C)`` from the trunk's activation maps ``(N, C', h, w)``."""
         return _mean_probability([member(activations) for member in self.members])
 
-    def classify_and_embed(self, images: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def classify_and_embed(self, images: torch.Tensor, imagenet: bool = False
+                           ) -> tuple[torch.Tensor, ...]:
         """Log-probabilities ``(N, C)`` (of the members' mean probability), logits ``(N, C)``
         (the members' mean logits, for energy scores) and the photos' embeddings ``(N, F)``:
         each member's features (its top's output) L2-normalised, averaged over the members,
-        and normalised again (a dot product of two embeddings is then a cosine similarity)."""
+        and normalised again (a dot product of two embeddings is then a cosine similarity).
+
+        With ``imagenet=True``, a fourth tensor: the **ImageNet embeddings** ``(N, F')``, the
+        frozen trunk's activation maps averaged over the image and L2-normalised: features
+        learnt on ImageNet alone, never tuned to the landmarks, and free (the trunk runs
+        anyway). They tell photos of no landmark from landmarks better than the fine-tuned
+        embeddings do (the score ``"imagenet_knn"`` of :mod:`landmarklib.calibration`)."""
         activations = self.trunk(images)
         features = [member.top(activations) for member in self.members]
         logits = [m.head[:-1](f) for m, f in zip(self.members, features)]
         log_probs = _mean_probability([m.head[-1](lg) for m, lg in zip(self.members, logits)])
         unit = [nn.functional.normalize(f, dim=1) for f in features]
-        return (log_probs, torch.stack(logits).mean(0),
-                nn.functional.normalize(torch.stack(unit).mean(0), dim=1))
+        outputs = (log_probs, torch.stack(logits).mean(0),
+                   nn.functional.normalize(torch.stack(unit).mean(0), dim=1))
+        if imagenet:
+            outputs += (nn.functional.normalize(activations.mean((2, 3)), dim=1),)
+        return outputs
 
     def train(self, mode: bool = True) -> FineTunedModel:
         super().train(mode)
