@@ -7,7 +7,7 @@
    fits the temperature and the threshold on the validation split
    (landmarklib.embeddings.fit_calibration; goal: accept 95% of known-landmark photos).
 3. Adds the 4 held-out landmarks from 5 training photos each and their mirror images
-   (landmarklib.embeddings.add_landmark; numpy's default_rng(draw), --draws draws), reports
+   (landmarklib.adding.add_landmark; numpy's default_rng(draw), --draws draws), reports
    top-1 on their test photos and the 40 original classes' before and after adding.
 4. Compares the combination rules (nearest class mean, margins against class means and
    the nearest training photo), raw and centred, with and without the mirror images.
@@ -167,11 +167,18 @@ def calibrated_memory(predictor, outputs: dict, root: Path):
 
 
 def top1(memory, answers, labels) -> float:
+    return accepted(memory, answers, labels)[0]
+
+
+def accepted(memory, answers, labels=None) -> tuple[float, float, float]:
+    """``(top-1, share right and accepted by the "I don't know" rule, share accepted)``."""
     from landmarklib.embeddings import recognise
 
     recognition = recognise(memory, stacked(answers, "log_probs"), stacked(answers, "embedding"),
-                            imagenet=imagenet(answers))
-    return float((recognition.probabilities.argmax(axis=1) == labels).mean())
+                            stacked(answers, "logits"), imagenet=imagenet(answers))
+    right = recognition.probabilities.argmax(axis=1) == labels
+    return (float(right.mean()), float((right & recognition.known).mean()),
+            float(recognition.known.mean()))
 
 
 def draw(outputs: dict, seed: int, per_class: int = 5, key: str = "added_train") -> list[list]:
@@ -190,7 +197,7 @@ def drawn(labels: np.ndarray, seed: int, per_class: int = 5) -> list[np.ndarray]
 
 def adding(memory, outputs: dict, draws: int) -> dict:
     """Top-1 on the 40 original and the 4 added classes, before and after adding."""
-    from landmarklib.embeddings import add_landmark
+    from landmarklib.adding import add_landmark
     from landmarklib.places import display_name, place_for
 
     before = top1(memory, *outputs["test"])
@@ -205,8 +212,11 @@ def adding(memory, outputs: dict, draws: int) -> dict:
                                  place.longitude if place else None, mirrored)
         answers, labels = outputs["added_test"]
         rest, rest_labels = undrawn(outputs, seed)
+        added_test = accepted(added, answers, labels + len(memory.class_names))
         runs.append({"draw": seed, "original": top1(added, *outputs["test"]),
-                     "added": top1(added, answers, labels + len(memory.class_names)),
+                     "added": added_test[0], "added_right_accepted": added_test[1],
+                     "original_accepted": accepted(added, *outputs["test"])[2],
+                     "far_accepted": accepted(added, outputs["far"][0])[2],
                      "original_valid": top1(added, *outputs["valid"]),
                      "added_valid": top1(added, rest, rest_labels + len(memory.class_names)),
                      "margin": added.margin})
@@ -216,12 +226,23 @@ def adding(memory, outputs: dict, draws: int) -> dict:
               "original_valid_after_mean": mean["original_valid"],
               "added_valid_mean": mean["added_valid"], "added_mean": mean["added"],
               "added_min": float(np.min([r["added"] for r in runs])),
-              "original_after_min": float(np.min([r["original"] for r in runs]))}
+              "original_after_min": float(np.min([r["original"] for r in runs])),
+              "added_right_accepted_mean": mean["added_right_accepted"],
+              "original_accepted_before": accepted(memory, *outputs["test"])[2],
+              "original_accepted_after_mean": mean["original_accepted"],
+              "far_accepted_before": accepted(memory, outputs["far"][0])[2],
+              "far_accepted_after_mean": mean["far_accepted"]}
     print(f"Original 40 classes: {before:.1%} before adding, {mean['original']:.1%} after (mean "
           f"of {draws} draws, lowest {result['original_after_min']:.1%}); validation "
           f"{result['original_valid_before']:.1%} -> {mean['original_valid']:.1%}\nAdded 4 "
           f"classes (5 photos each): {mean['added']:.1%} (lowest {result['added_min']:.1%}); "
-          f"validation (undrawn training photos) {mean['added_valid']:.1%}", flush=True)
+          f"validation (undrawn training photos) {mean['added_valid']:.1%}\nAccepted by the "
+          f"'I don't know' rule: the added classes' test photos answered right and accepted "
+          f"{mean['added_right_accepted']:.1%}; the 40 classes' test photos "
+          f"{result['original_accepted_before']:.1%} before adding, "
+          f"{mean['original_accepted']:.1%} after; caltech101 test photos "
+          f"{result['far_accepted_before']:.2%} before, {mean['far_accepted']:.2%} after",
+          flush=True)
     return result
 
 
@@ -258,8 +279,8 @@ def rules(memory, outputs: dict, draws: int) -> dict:
 
 def rules_once(memory, outputs: dict, draws: int, centred: bool, mirrored: bool, split: str):
     """``{rule: (original top-1, added top-1)}``, means over the draws."""
+    from landmarklib.adding import SHARPNESS, TAKE_AT_MOST
     from landmarklib.calibration import calibrate
-    from landmarklib.embeddings import SHARPNESS, TAKE_AT_MOST
 
     space = (memory if centred else replace(memory, centre=np.zeros(0, np.float32))).centred
     n, trained = len(memory.class_names), space(memory.embeddings)

@@ -317,7 +317,7 @@ def classify_photos(paths, predictor: Predictor, batch_size: int = 16,
         predictor: the model.
         batch_size, workers: photos per network run; decoding threads.
         mirror: classify each photo's horizontal mirror image instead (more views of a
-            landmark added from a few photos, :func:`landmarklib.embeddings.add_landmark`).
+            landmark added from a few photos, :func:`landmarklib.adding.add_landmark`).
 
     Yields:
         One :class:`Answer` per path, in the order given.

@@ -24,8 +24,9 @@ import os
 import sys
 from pathlib import Path
 
+from landmarklib.adding import add_landmark
 from landmarklib.deployment import Predictor, classify_photos
-from landmarklib.embeddings import add_landmark, fit_calibration
+from landmarklib.embeddings import fit_calibration
 from landmarklib.memory import Memory, added_landmarks, build_memory, memory_path, write_memory
 
 __all__ = ["index_model"]

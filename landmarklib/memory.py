@@ -11,7 +11,7 @@ the deployment file, its memory (``landmark_classifier.memory.npz`` beside
   folder) and classes (:func:`build_memory`), and their ImageNet embeddings when the
   deployment file has them (a fine-tuned model's frozen trunk, :mod:`landmarklib.export`);
 * the landmarks added to the model (:class:`Landmark`; see
-  :func:`landmarklib.embeddings.add_landmark`): a name, where it is, the embeddings of a few
+  :func:`landmarklib.adding.add_landmark`): a name, where it is, the embeddings of a few
   photos of it and their mean direction, the *prototype*;
 * the **temperature** that calibrates the probabilities, the **"I don't know" threshold**
   with the score it applies to and the goal it was chosen for, and how added landmarks
@@ -48,7 +48,7 @@ MEMORY_FORMAT = "landmarklib-memory/3"
 
 @dataclass
 class Landmark:
-    """A landmark added to a model (:func:`add_landmark`).
+    """A landmark added to a model (:func:`landmarklib.adding.add_landmark`).
 
     Attributes:
         name: its display name, unique among the model's classes.
@@ -114,13 +114,14 @@ class Memory:
             validation photos (``None``: not fitted, every photo accepted).
         valid_embeddings, valid_confidence: float16 ``(V, F)`` and float32 ``(V,)``, the
             validation photos' embeddings and calibrated top-1 probabilities: how far the
-            added landmarks may reach (:func:`landmarklib.embeddings.added_margin`).
+            added landmarks may reach (:func:`landmarklib.adding.added_margin`).
         margin: the margin of :func:`landmarklib.embeddings.recognise` for the landmarks
             added (0 before any).
         landmarks: the added landmarks, in class-id order.
         root: the dataset folder the training photos' paths are relative to ("" if unknown).
         centre: float32 ``(F,)``, the mean embedding of the training photos: embeddings are
             compared after subtracting it and normalising again (:meth:`centred`).
+        valid_labels: int64 ``(V,)``: the validation photos' classes.
         imagenet, valid_imagenet: float16 ``(N, F')`` and ``(V, F')``: the ImageNet
             embeddings of the remembered and of the validation photos, for the score
             ``"imagenet_knn"``; ``(0, 0)`` for a model without them.
@@ -143,6 +144,7 @@ class Memory:
     centre: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     imagenet: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
     valid_imagenet: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    valid_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def centred(self, rows: np.ndarray) -> np.ndarray:
         """Embeddings ``(N, F)`` (or ``(F,)``) minus :attr:`centre`, L2-normalised again:
@@ -152,32 +154,37 @@ class Memory:
         similarities of different landmarks are all high and few photos separate them less
         well (``benchmarks/beyond.py``). Without a centre: only normalised."""
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float32))
-        if len(self.centre):
-            rows = rows - self.centre.astype(np.float32)
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        return rows / np.maximum(norms, 1e-12)
+        rows = rows - self.centre.astype(np.float32) if len(self.centre) else rows
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
     @cached_property
     def centred_embeddings(self) -> np.ndarray:
         """float32 ``(N, F)``: :attr:`embeddings` through :meth:`centred` (computed once)."""
         return self.centred(self.embeddings)
 
-    @cached_property
-    def valid_similarity(self) -> np.ndarray:
-        """float64 ``(V,)``: each validation photo's cosine similarity to the most similar
-        remembered photo (its ``"knn"`` score; computed once)."""
-        return _nearest_similarity(self.valid_embeddings, self.embeddings)
-
-    @cached_property
-    def valid_imagenet_similarity(self) -> np.ndarray:
-        """float64 ``(V,)``: the same with the ImageNet embeddings (``"imagenet_knn"``)."""
-        return _nearest_similarity(self.valid_imagenet, self.imagenet)
-
-    def references(self) -> dict[str, np.ndarray]:
+    def references(self, photos: int | None = None) -> dict[str, np.ndarray]:
         """The validation photos' scores that combined scores rank a photo's among
-        (:func:`landmarklib.calibration.combine_scores`)."""
-        return {"msp": self.valid_confidence, "knn": self.valid_similarity,
-                "imagenet_knn": self.valid_imagenet_similarity}
+        (:func:`landmarklib.calibration.combine_scores`), float ``(V,)`` each, computed once:
+        ``"msp"``, ``"knn"`` (the cosine similarity to the nearest remembered photo) and
+        ``"imagenet_knn"`` (the same with the ImageNet embeddings; empty without them).
+
+        Args:
+            photos: for photos answered as a landmark added from this many photos: the
+                similarities to the nearest of ``photos`` training photos of each validation
+                photo's own landmark (drawn with ``numpy.random.default_rng(0)``).
+        """
+        key = photos if len(self.valid_labels) else None
+        if key not in self._references:
+            self._references[key] = {"msp": self.valid_confidence} | {
+                name: _nearest_similarity(valid, remembered, key, self.labels, self.valid_labels)
+                for name, valid, remembered in (
+                    ("knn", self.valid_embeddings, self.embeddings),
+                    ("imagenet_knn", self.valid_imagenet, self.imagenet))}
+        return self._references[key]
+
+    @cached_property
+    def _references(self) -> dict[int | None, dict[str, np.ndarray]]:
+        return {}
 
     def neighbours(self, indices: np.ndarray, similarities: np.ndarray) -> list[Neighbour]:
         """The remembered photos at ``indices`` (int ``(k,)``, rows of :attr:`embeddings`, e.g.
@@ -229,6 +236,7 @@ def write_memory(memory: Memory, path: str | os.PathLike) -> Path:
                  centre=memory.centre.astype(np.float32),
                  imagenet=memory.imagenet.astype(np.float16),
                  valid_imagenet=memory.valid_imagenet.astype(np.float16),
+                 valid_labels=memory.valid_labels.astype(np.int64),
                  meta=np.array(json.dumps(meta, ensure_ascii=False)))
     return Path(path)
 
@@ -265,7 +273,7 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
                         meta["score"], meta["threshold"], meta["accept"],
                         arrays["valid_embeddings"], arrays["valid_confidence"], meta["margin"],
                         landmarks, meta.get("root", ""), arrays["centre"],
-                        arrays["imagenet"], arrays["valid_imagenet"])
+                        arrays["imagenet"], arrays["valid_imagenet"], arrays["valid_labels"])
         if not len(memory.labels) == len(memory.embeddings) == len(memory.paths) or \
                 len(memory.imagenet) not in (0, len(memory.labels)):
             raise ValueError("arrays of different lengths")
@@ -309,13 +317,22 @@ def added_landmarks(path: str | os.PathLike) -> list[Landmark]:
             from None
 
 
-def _nearest_similarity(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """float64 ``(Q,)``: each query's cosine similarity to the most similar of ``rows``
-    (unit rows; empty without queries or rows)."""
+def _nearest_similarity(queries: np.ndarray, rows: np.ndarray, photos: int | None = None,
+                        labels=None, query_labels=None) -> np.ndarray:
+    """float64 ``(Q,)``: each query's cosine similarity to the most similar of ``rows`` (unit
+    rows; empty without queries or rows); with ``photos``, to the most similar of ``photos``
+    rows of its own label, drawn with ``default_rng(0)`` (the same draws for the same labels)."""
     if not len(queries) or not len(rows):
         return np.zeros(0)
-    return (queries.astype(np.float32) @ rows.astype(np.float32).T).max(axis=1).astype(
-        np.float64)
+    queries, rows = queries.astype(np.float32), rows.astype(np.float32)
+    if photos is None:
+        return (queries @ rows.T).max(axis=1).astype(np.float64)
+    rng, nearest = np.random.default_rng(0), np.zeros(len(queries))
+    for i, label in enumerate(query_labels):
+        own = np.flatnonzero(labels == label)
+        nearest[i] = (rows[rng.choice(own, min(photos, len(own)), replace=False)]
+                      @ queries[i]).max()
+    return nearest
 
 
 class _OldFormat(Exception):
@@ -344,8 +361,8 @@ def embeddings_of(answers: Iterable, field: str = "embedding"
 
 def build_memory(answers: Iterable, labels: Sequence[int], class_names: Sequence[str],
                  model_id: str, root: str | os.PathLike | None = None) -> Memory:
-    """The memory of a model's training photos (not yet calibrated: see
-    :func:`fit_calibration`).
+    """The memory of a model's training photos (calibrate it with
+    :func:`landmarklib.embeddings.fit_calibration`).
 
     Example::
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import striped_photos
 
-from landmarklib import embeddings
+from landmarklib import adding, embeddings
 from landmarklib.data import tiny_data_root
 from landmarklib.deployment import Predictor, classify_photos
 
@@ -37,92 +37,6 @@ def test_the_nearest_photo_of_a_training_photo_is_itself(tiny_memory, predictor)
     assert tiny_memory.embeddings.dtype == np.float16 and len(tiny_memory.paths) == 56
 
 
-def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, predictor, tmp_path):
-    photos = striped_photos(tmp_path / "stripes")
-    memory = embeddings.add_landmark(
-        tiny_memory, "Striped Tower", classify_photos(photos[:3], predictor),
-        where="Ely, United Kingdom", latitude=52.3986, longitude=0.2636)
-    added = memory.landmarks[-1]
-    assert memory.names[-1] == "Striped Tower" and len(memory.names) == 8
-    assert (added.city, added.country, added.where) == ("Ely", "United Kingdom",
-                                                        "Ely, United Kingdom")
-    assert len(added.photos) == 3 and np.linalg.norm(added.prototype) == pytest.approx(1.0)
-    assert len(memory.embeddings) == len(tiny_memory.embeddings) + 3
-    assert (memory.labels[-3:] == 7).all() and len(tiny_memory.landmarks) == 0  # unchanged
-    log_probs, vectors, logits = outputs([photos[3], EIFFEL[0]], predictor)
-    result = embeddings.recognise(memory, log_probs, vectors, logits)
-    assert result.probabilities.shape == (2, 8)
-    assert result.probabilities.sum(axis=1) == pytest.approx([1, 1], abs=1e-5)
-    assert [memory.names[i] for i in result.probabilities.argmax(axis=1)] == [
-        "Striped Tower", "Eiffel Tower"]
-    assert result.probabilities[0, 7] > 0.9
-    # The evidence for the new photo is the photos it was added from.
-    assert sorted(result.neighbours[0]) == [56, 57, 58]
-    assert {memory.paths[i] for i in result.neighbours[0]} == {str(p.resolve())
-                                                               for p in photos[:3]}
-
-
-def test_the_prototype_is_the_centred_mean_of_the_photos_and_their_mirror_images(
-        tiny_memory, predictor, tmp_path):
-    photos = striped_photos(tmp_path / "stripes", 3)
-    answers = list(classify_photos(photos, predictor))
-    mirrored = list(classify_photos(photos, predictor, mirror=True))
-    rows = np.stack([a.embedding for a in answers])
-    views = np.concatenate([rows, np.stack([a.embedding for a in mirrored])])
-    assert np.abs(views[3:] - rows).max() > 1e-3  # the mirror images are other views
-    for given, expected in ((None, rows), (mirrored, views)):
-        memory = embeddings.add_landmark(tiny_memory, "Striped", answers, mirrored=given)
-        mean = tiny_memory.centred(expected).mean(axis=0)
-        assert memory.landmarks[-1].prototype == pytest.approx(mean / np.linalg.norm(mean),
-                                                               abs=1e-5)
-        assert len(memory.embeddings) == 59  # the mirror images are not remembered photos
-    with pytest.raises(ValueError, match="mirror images' answers must be those of the same"):
-        embeddings.add_landmark(tiny_memory, "Striped", answers, mirrored=mirrored[::-1])
-
-
-def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, predictor, tmp_path):
-    photos = striped_photos(tmp_path / "stripes", 3)
-    broken = tmp_path / "broken.jpg"
-    broken.write_text("not a photo")
-    cases = [
-        ("Striped", photos[:2], {}, "at least 3 different photos, got 2"),
-        ("Striped", [*photos[:2], photos[0]], {}, "at least 3 different photos, got 2"),
-        ("Striped", [*photos, broken], {}, "broken.jpg"),
-        ("eiffel tower", photos, {}, "already knows a landmark called 'Eiffel Tower'"),
-        # the place table's name of a trained class (what tag writes), not its folder's
-        ("haleakalā national park", photos, {},
-         "already knows a landmark called 'Haleakalā National Park'"),
-        ("Church|Tower", photos, {}, "cannot hold '|' or '/'"),
-        ("  ", photos, {}, "needs a name"),
-        ("Striped", photos, {"latitude": 91.0, "longitude": 0.0},
-         "latitude must be between -90 and 90"),
-        ("Striped", photos, {"latitude": 10.0, "longitude": -180.5},
-         "longitude must be between -180 and 180"),
-        ("Striped", photos, {"latitude": 10.0}, "both the latitude and the longitude"),
-    ]
-    for name, paths, place, message in cases:
-        with pytest.raises(ValueError, match=message):
-            embeddings.add_landmark(tiny_memory, name, classify_photos(paths, predictor),
-                                    **place)
-    assert tiny_memory.landmarks == [] and len(tiny_memory.embeddings) == 56
-
-
-def test_remove_a_landmark(tiny_memory, predictor, tmp_path):
-    photos = striped_photos(tmp_path / "stripes", 3)
-    answers = list(classify_photos(photos, predictor))
-    memory = embeddings.add_landmark(tiny_memory, "First", answers)
-    memory = embeddings.add_landmark(memory, "Second", answers)
-    assert memory.names[-2:] == ["First", "Second"] and memory.margin != 0
-    left = embeddings.remove_landmark(memory, "first")
-    assert left.names[-1] == "Second" and len(left.landmarks) == 1
-    assert len(left.embeddings) == 59 and (left.labels[-3:] == 7).all()
-    assert embeddings.remove_landmark(left, "Second").margin == 0.0
-    with pytest.raises(ValueError, match="trained on; only added landmarks"):
-        embeddings.remove_landmark(memory, "Taj Mahal")
-    with pytest.raises(ValueError, match="no added landmark is called 'Third'; added: First"):
-        embeddings.remove_landmark(memory, "Third")
-
-
 def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, predictor):
     photos = sorted(tiny_data_root().glob("test/*/*.jpg"))
     log_probs, vectors, logits = outputs(photos, predictor)
@@ -135,7 +49,7 @@ def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, 
     # the default: the logs of the msp and knn ranks among the 14 validation photos, summed
     msp_rank = (np.sort(tiny_memory.valid_confidence)[None] <= result.probabilities.max(
         axis=1)[:, None]).sum(axis=1)
-    knn_rank = (np.sort(tiny_memory.valid_similarity)[None] <= knn.score[:, None]).sum(axis=1)
+    knn_rank = (np.sort(tiny_memory.references()["knn"])[None] <= knn.score[:, None]).sum(axis=1)
     assert result.score == pytest.approx(np.log((msp_rank + 1) / 15) + np.log(
         (knn_rank + 1) / 15), abs=1e-9)
     assert result.score.max() <= 0 and result.score.min() >= 2 * np.log(1 / 15)
@@ -165,7 +79,7 @@ def test_a_fine_tuned_model_tells_photos_of_no_landmark_by_its_imagenet_embeddin
     assert memory.score == embeddings.DEFAULT_SCORE == "msp+knn+imagenet_knn"
     assert memory.imagenet.shape == (56, 192) and memory.valid_imagenet.shape == (14, 192)
     assert memory.imagenet.dtype == np.float16
-    valid = memory.valid_imagenet_similarity
+    valid = memory.references()["imagenet_knn"]
     assert valid.shape == (14,) and 0.3 < valid.min() <= valid.max() <= 1
     stripes = striped_photos(tmp_path / "stripes")  # drawn stripes: no landmark at all
     tests = sorted(tiny_data_root().glob("test/*/*.jpg"))  # 21 photos of known landmarks
@@ -182,14 +96,20 @@ def test_a_fine_tuned_model_tells_photos_of_no_landmark_by_its_imagenet_embeddin
                                  imagenet=imagenet).score
     assert score[:len(stripes)].max() < score[len(stripes):].min()
     # added, the stripes are a landmark: their ImageNet embeddings join the memory
-    added = embeddings.add_landmark(memory, "Striped Tower", answers[:3])
+    added = adding.add_landmark(memory, "Striped Tower", answers[:3])
     assert added.imagenet.shape == (59, 192)
     assert added.imagenet[-3:].tolist() == imagenet[:3].astype(np.float16).tolist()
     fourth = answers[3]
     result = embeddings.recognise(added, fourth.log_probs[None], fourth.embedding[None],
                                   fourth.logits[None], imagenet=fourth.imagenet[None])
     assert added.names[result.probabilities.argmax()] == "Striped Tower"
-    assert embeddings.remove_landmark(added, "Striped Tower").imagenet.tolist() == \
+    # judged against its own 3 photos, not the hundreds of a trained landmark: accepted
+    assert result.known[0]
+    few, usual = added.references(3), added.references()
+    assert few["msp"] is usual["msp"] and few["knn"].shape == few["imagenet_knn"].shape == (14,)
+    for name in ("knn", "imagenet_knn"):  # the nearest of 3 of its landmark's photos, at most
+        assert (few[name] <= usual[name] + 1e-6).all() and few[name].mean() < usual[name].mean()
+    assert adding.remove_landmark(added, "Striped Tower").imagenet.tolist() == \
         memory.imagenet.tolist()
     with pytest.raises(ValueError, match="needs the ImageNet embeddings' similarity"):
         embeddings.recognise(memory, fourth.log_probs[None], fourth.embedding[None])

@@ -27,7 +27,8 @@ def small_memory() -> Memory:
                   valid_confidence=np.array([0.9, 0.4], np.float32), margin=-0.05,
                   landmarks=[landmark], centre=rows[:5].mean(axis=0).astype(np.float32),
                   imagenet=np.abs(rows[:, :3]).astype(np.float16),
-                  valid_imagenet=np.abs(rows[:2, 1:]).astype(np.float16))
+                  valid_imagenet=np.abs(rows[:2, 1:]).astype(np.float16),
+                  valid_labels=np.array([0, 0]))
 
 
 def test_memory_path_is_beside_the_deployment_file():
@@ -42,7 +43,7 @@ def test_round_trip(tmp_path):
     with np.load(path, allow_pickle=False) as archive:  # plain arrays only
         assert sorted(archive.files) == ["centre", "embeddings", "imagenet", "labels", "meta",
                                          "paths", "prototypes", "valid_confidence",
-                                         "valid_embeddings", "valid_imagenet"]
+                                         "valid_embeddings", "valid_imagenet", "valid_labels"]
         assert archive["embeddings"].dtype == np.float16
         assert json.loads(str(archive["meta"]))["format"] == memories.MEMORY_FORMAT
     back = memories.read_memory(path, model_id="model.onnx@sha256:abc")
@@ -54,6 +55,7 @@ def test_round_trip(tmp_path):
     assert back.centre == pytest.approx(memory.centre) and back.centre.dtype == np.float32
     assert back.imagenet.tolist() == memory.imagenet.tolist() and back.imagenet.shape == (6, 3)
     assert back.valid_imagenet.tolist() == memory.valid_imagenet.tolist()
+    assert back.valid_labels.tolist() == [0, 0]
     assert back.names == ["Eiffel Tower", "Taj Mahal", "Trevi Fountain", "Ely Cathedral"]
     ely = back.landmarks[0]
     assert (ely.name, ely.where, ely.latitude, ely.longitude, ely.photos) == (
@@ -118,7 +120,24 @@ def test_centred_subtracts_the_training_mean_and_normalises():
     # the centred training photos' mean is near 0: the shared direction is gone
     assert np.abs(memory.centred(rows[:5]).mean(axis=0)).max() < 0.5
     # the similarity of validation photos to the nearest remembered photo
-    assert memory.valid_similarity == pytest.approx([1.0, 1.0], abs=1e-3)
+    assert memory.references()["knn"] == pytest.approx([1.0, 1.0], abs=1e-3)
+
+
+def test_references_for_a_landmark_known_from_few_photos():
+    memory = small_memory()  # validation photos: rows 0 and 1, training photos of class 0
+    rows = memory.embeddings.astype(np.float32)
+    usual, one, both = memory.references(), memory.references(1), memory.references(2)
+    assert one is memory.references(1) and one["msp"] is memory.valid_confidence
+    for i in range(2):  # against one of the two photos of its landmark, drawn at random
+        candidates = rows[:2] @ rows[i]
+        assert np.abs(candidates - one["knn"][i]).min() < 1e-6
+        assert one["knn"][i] <= usual["knn"][i] + 1e-6
+    assert both["knn"] == pytest.approx(usual["knn"], abs=1e-6)  # both photos: itself
+    imagenet = memory.imagenet.astype(np.float32)
+    assert usual["imagenet_knn"] == pytest.approx(
+        (memory.valid_imagenet.astype(np.float32) @ imagenet.T).max(axis=1), abs=1e-6)
+    assert both["imagenet_knn"] == pytest.approx(
+        (memory.valid_imagenet.astype(np.float32) @ imagenet[:2].T).max(axis=1), abs=1e-6)
 
 
 def test_build_memory_keeps_paths_relative_and_skips_broken_photos(tmp_path):

@@ -84,8 +84,8 @@ def report_index(path, memory, measured) -> None:
 
 
 def _add(args) -> int:
+    from landmarklib.adding import add_landmark
     from landmarklib.deployment import classify_photos
-    from landmarklib.embeddings import add_landmark
     from landmarklib.images import find_photos
     from landmarklib.memory import write_memory
 
@@ -102,7 +102,7 @@ def _add(args) -> int:
 
 
 def _remove(args) -> int:
-    from landmarklib.embeddings import remove_landmark
+    from landmarklib.adding import remove_landmark
     from landmarklib.memory import write_memory
 
     _, path, memory = _memory_of(args)

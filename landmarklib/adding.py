@@ -1,0 +1,207 @@
+"""Landmarks of your own, added from a few photos without retraining the network.
+
+A landmark is added to a model's memory (:class:`landmarklib.memory.Memory`, the file beside
+its deployment file): its photos' embeddings join the memory, and their mean direction, after
+centring, becomes its **prototype** (:func:`add_landmark`). When the model answers
+(:func:`landmarklib.embeddings.recognise`), a photo goes to an added landmark when it is
+closer to the prototype than to any training photo of a trained landmark by a margin
+(:func:`claims`, :func:`added_margin`), chosen on the validation split so that the added
+landmarks take at most :data:`TAKE_AT_MOST` of the photos of the trained ones.
+:func:`remove_landmark` takes one away. NumPy only.
+
+Taught in notebooks/05_beyond_the_landmarks.ipynb, 'Adding a landmark from five photos'; from
+the command line: ``landmarklib add-landmark``, ``remove-landmark``, ``landmarks``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from landmarklib.memory import Landmark, Memory, embeddings_of
+from landmarklib.places import place_for
+
+__all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "add_landmark", "remove_landmark",
+           "added_margin", "claims"]
+
+#: The fewest photos a landmark can be added from.
+MIN_PHOTOS = 3
+
+#: The added landmarks may take at most this share of the validation photos of the trained
+#: landmarks (:func:`added_margin`).
+TAKE_AT_MOST = 0.01
+
+#: How fast the odds of an added landmark grow with its claim
+#: (:func:`~landmarklib.embeddings.recognise`): a claim 1/12 above the margin multiplies them
+#: by e; the lower, the more an unsure network yields.
+#: Chosen on landmarks44's validation photos (``benchmarks/beyond.py``): of 5, 10, 12, 15, 20,
+#: 25, 50 and 100, the highest top-1 on the added landmarks (76.3%; 50: 68.8%) among those
+#: with which the trained landmarks lost less than 1 point (0.9; 10 lost 1.0).
+SHARPNESS = 12.0
+
+
+def _check_new(memory: Memory, name: str, latitude, longitude) -> str:
+    """The name, stripped; raises ValueError for a bad name or bad coordinates."""
+    name = name.strip()
+    if not name or "\n" in name:
+        raise ValueError(f"a landmark needs a name on one line, got {name!r}")
+    if "|" in name or "/" in name:
+        raise ValueError(f"a landmark's name cannot hold '|' or '/' (they separate the levels "
+                         f"of photo managers' keyword hierarchies), got {name!r}")
+    taken = {known.casefold(): known for known in memory.names}
+    for trained in memory.class_names:  # and the names tag writes for them (the place table)
+        place = place_for(trained)
+        if place is not None:
+            taken.setdefault(place.name.casefold(), place.name)
+    if name.casefold() in taken:
+        raise ValueError(f"the model already knows a landmark called {taken[name.casefold()]!r};"
+                         " choose another name (or remove the added one first)")
+    if (latitude is None) != (longitude is None):
+        raise ValueError("give both the latitude and the longitude, or neither")
+    if latitude is not None:
+        for value, limit, what in ((latitude, 90, "latitude"), (longitude, 180, "longitude")):
+            if not (math.isfinite(value) and -limit <= value <= limit):
+                raise ValueError(f"the {what} must be between -{limit} and {limit} degrees, "
+                                 f"got {value}")
+    return name
+
+
+def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
+                 latitude: float | None = None, longitude: float | None = None,
+                 mirrored: Iterable | None = None) -> Memory:
+    """The memory with one more landmark, recognised from now on without retraining.
+
+    The photos' embeddings (and ImageNet embeddings, when the memory has them) join the
+    memory: they become evidence (:func:`landmarklib.embeddings.nearest`). The normalised
+    mean of their centred embeddings (:meth:`Memory.centred`; with their mirror images' too,
+    when given) becomes the landmark's prototype (:func:`claims`): a class mean in the
+    centred space ("SimpleShot", Wang et al., 2019). On landmarks44's validation photos,
+    centring and the mirror images raised the added landmarks' top-1 from 65.0% to 67.7%
+    (``benchmarks/beyond.py`` compares the rules). Nothing is written: write the result with
+    :func:`landmarklib.memory.write_memory`, so on any error the file stays as it was.
+
+    Example::
+
+        answers = deployment.classify_photos(photos, predictor)
+        mirrored = deployment.classify_photos(photos, predictor, mirror=True)
+        write_memory(add_landmark(memory, "St Mary's", answers, "Ely, United Kingdom",
+                                  mirrored=mirrored), path)
+
+    Args:
+        memory: the model's memory.
+        name: the display name; not one the model already knows (case ignored).
+        answers: :class:`~landmarklib.deployment.Answer` objects of at least
+            :data:`MIN_PHOTOS` different photos of the landmark.
+        where: ``"City, Country"`` (or only one of them).
+        latitude, longitude: degrees, WGS84 (both or neither).
+        mirrored: the answers of the same photos' horizontal mirror images
+            (``classify_photos(..., mirror=True)``), in the same order; or ``None``.
+
+    Returns:
+        A new :class:`Memory`; ``memory`` is not changed.
+
+    Raises:
+        ValueError: an empty or duplicate name, coordinates out of range or only one of
+            them, photos that could not be used (each named), or fewer than
+            :data:`MIN_PHOTOS` different usable photos.
+    """
+    name = _check_new(memory, name, latitude, longitude)
+    answers = list(answers)
+    paths, rows, errors = embeddings_of(answers)
+    if errors:
+        raise ValueError("these photos could not be used, so nothing was added:\n  "
+                         + "\n  ".join(str(error) for error in errors))
+    first = {str(Path(path).resolve()): row for path, row in zip(paths, rows)}
+    if len(first) < MIN_PHOTOS:
+        raise ValueError(f"a landmark needs at least {MIN_PHOTOS} different photos, got "
+                         f"{len(first)}")
+    rows = np.stack(list(first.values()))
+    views = rows if mirrored is None else np.concatenate([rows, _mirrors(mirrored, paths)])
+    prototype = memory.centred(views).mean(axis=0)
+    city, _, country = where.rpartition(",") if "," in where else (where, "", "")
+    landmark = Landmark(name, list(first), (prototype / np.linalg.norm(prototype)).astype(
+        np.float32), city.strip(), country.strip(), latitude, longitude)
+    label = len(memory.names)
+    memory = replace(memory, embeddings=np.concatenate([memory.embeddings,
+                                                        rows.astype(np.float16)]),
+                     labels=np.concatenate([memory.labels, np.full(len(rows), label)]),
+                     paths=[*memory.paths, *first], landmarks=[*memory.landmarks, landmark])
+    if len(memory.imagenet):  # one row per different photo, as for the embeddings
+        imagenet = {str(Path(path).resolve()): row
+                    for path, row in zip(paths, embeddings_of(answers, "imagenet")[1])}
+        if len(next(iter(imagenet.values()))) != memory.imagenet.shape[1]:
+            raise ValueError("the photos' answers lack the ImageNet embeddings of the memory's "
+                             "model: classify them with the model the memory belongs to")
+        memory = replace(memory, imagenet=np.concatenate(
+            [memory.imagenet, np.stack(list(imagenet.values())).astype(np.float16)]))
+    return replace(memory, margin=added_margin(memory))
+
+
+def _mirrors(mirrored: Iterable, paths: list[str]) -> np.ndarray:
+    """float32 ``(M, F)``: the embeddings of the mirror images (one per different photo)."""
+    mirror_paths, rows, errors = embeddings_of(mirrored)
+    if errors or mirror_paths != paths:
+        raise ValueError("the mirror images' answers must be those of the same photos, in "
+                         "the same order")
+    first = {str(Path(path).resolve()): row for path, row in zip(mirror_paths, rows)}
+    return np.stack(list(first.values()))
+
+
+def remove_landmark(memory: Memory, name: str) -> Memory:
+    """The memory without the added landmark ``name`` (case ignored), its photos and their
+    embeddings; ``memory`` is not changed.
+
+    Raises:
+        ValueError: ``name`` is a class the network was trained on, or no added landmark.
+    """
+    added = [landmark.name.casefold() for landmark in memory.landmarks]
+    if name.strip().casefold() not in added:
+        trained = name.strip().casefold() in {n.casefold() for n in memory.class_names}
+        raise ValueError(
+            f"{name!r} is a class the network was trained on; only added landmarks can be "
+            "removed" if trained else
+            f"no added landmark is called {name!r}; added: "
+            f"{', '.join(m.name for m in memory.landmarks) or 'none'}")
+    index = added.index(name.strip().casefold())
+    label = len(memory.class_names) + index
+    keep = memory.labels != label
+    labels = memory.labels[keep]
+    memory = replace(memory, embeddings=memory.embeddings[keep],
+                     imagenet=memory.imagenet[keep] if len(memory.imagenet) else memory.imagenet,
+                     labels=np.where(labels > label, labels - 1, labels),
+                     paths=[p for p, kept in zip(memory.paths, keep) if kept],
+                     landmarks=[m for i, m in enumerate(memory.landmarks) if i != index])
+    return replace(memory, margin=added_margin(memory))
+
+
+def added_margin(memory: Memory) -> float:
+    """The margin by which an added landmark must beat the trained ones
+    (:func:`landmarklib.embeddings.recognise`).
+
+    Chosen so that the added landmarks take at most :data:`TAKE_AT_MOST` of the validation
+    photos (photos of the trained landmarks the network did not train on): on landmarks44 the
+    trained classes then lost 0.9 point of validation and 1.2 of test accuracy
+    (``benchmarks/beyond.py``).
+    0 when there are no added landmarks or no validation photos.
+    """
+    if not memory.landmarks or not len(memory.valid_embeddings):
+        return 0.0
+    valid = memory.centred(memory.valid_embeddings)
+    claim = claims(memory, valid, valid @ memory.centred_embeddings.T,
+                   np.asarray(memory.valid_confidence, np.float64))
+    return float(np.quantile(claim.max(axis=1), 1 - TAKE_AT_MOST))
+
+
+def claims(memory: Memory, embeddings: np.ndarray, similarity: np.ndarray,
+           confidence: np.ndarray) -> np.ndarray:
+    """``(N, A)``: how strongly each added landmark claims each photo: the cosine similarity
+    to its prototype, minus that to the most similar training photo of a trained class,
+    minus ``log(top-1 probability) / SHARPNESS`` (an unsure network yields sooner); the
+    embeddings and similarities centred (:meth:`Memory.centred`)."""
+    trained = similarity[:, memory.labels < len(memory.class_names)].max(axis=1)
+    return (embeddings @ memory.prototypes.T - trained[:, None]
+            - np.log(np.maximum(confidence, 1e-12))[:, None] / SHARPNESS)
