@@ -54,25 +54,25 @@ def tiny_training_file(tmp_path_factory) -> Path:
     (its test accuracy is not a claim about anything)."""
     import torch
 
-    from landmarklib import data, export, transfer
+    from landmarklib import export, transfer
 
     folder = tmp_path_factory.mktemp("model")
     torch.manual_seed(0)
     model = transfer.build_transfer_model(7, hidden=64)
     spec = model.spec
-    loaders = data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
-                                std=spec.std, augment=False, in_memory=False, num_workers=0,
-                                progress=False)
-    features, labels = transfer.extract_features(model.backbone, loaders.train, progress=False,
-                                                 precision="float32")
-    optimizer = torch.optim.Adam(model.head.parameters(), lr=3e-3)
-    model.head.train()
-    for _ in range(60):
-        optimizer.zero_grad()
-        torch.nn.functional.nll_loss(model.head(features), labels).backward()
-        optimizer.step()
+    loaders = _tiny_loaders(spec)
+    _train_head(model.head, *transfer.extract_features(model.backbone, loaders.train,
+                                                       progress=False, precision="float32"))
     return export.save_model(folder / "tiny_model.pt", model.eval(), loaders.classes,
                              spec.input_size, spec.mean, spec.std)
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_file):
+    """:func:`tiny_model_file` on ONNX Runtime, without a memory."""
+    from landmarklib.deployment import Predictor
+
+    return Predictor(tiny_model_file)
 
 
 @pytest.fixture(scope="session")
@@ -82,27 +82,40 @@ def tiny_finetuned_model_file(tmp_path_factory) -> Path:
     the kind of file with ImageNet embeddings (:mod:`landmarklib.export`)."""
     import torch
 
-    from landmarklib import data, export, transfer
+    from landmarklib import export, transfer
 
     torch.manual_seed(0)
     model = transfer.build_finetuned_model(7, hidden=64, members=1).eval()
     spec, member = model.spec, model.members[0]
-    loaders = data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
-                                std=spec.std, augment=False, in_memory=False, num_workers=0,
-                                progress=False)
+    loaders = _tiny_loaders(spec)
     with torch.inference_mode():
         batches = [(member.top(model.trunk(x)), y) for x, y in loaders.train]
-    features, labels = (torch.cat(parts) for parts in zip(*batches))
-    optimizer = torch.optim.Adam(member.head.parameters(), lr=3e-3)
-    member.head.train()
-    for _ in range(60):
-        optimizer.zero_grad()
-        torch.nn.functional.nll_loss(member.head(features), labels).backward()
-        optimizer.step()
+    _train_head(member.head, *(torch.cat(parts) for parts in zip(*batches)))
     folder = tmp_path_factory.mktemp("finetuned")
     return export.export_onnx(export.save_model(folder / "tiny_finetuned.pt", model.eval(),
                                                 loaders.classes, spec.input_size, spec.mean,
                                                 spec.std))
+
+
+def _tiny_loaders(spec):
+    from landmarklib import data
+
+    return data.make_loaders(data.tiny_data_root(), size=spec.input_size, mean=spec.mean,
+                             std=spec.std, augment=False, in_memory=False, num_workers=0,
+                             progress=False)
+
+
+def _train_head(head, features, labels) -> None:
+    """60 Adam steps of a head on fixed features: enough to tell the 7 landmarks apart."""
+    import torch
+
+    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
+    head.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        torch.nn.functional.nll_loss(head(features), labels).backward()
+        optimizer.step()
+    head.eval()
 
 
 @pytest.fixture(scope="session")

@@ -67,3 +67,12 @@ def browser_upload(app, files: dict[str, bytes]) -> None:
         {"name": name, "type": "image/jpeg", "size": len(content),
          "content": memoryview(content), "last_modified": 1_700_000_000_000}
         for name, content in files.items()]})
+
+
+def network_outputs(paths, predictor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(log_probs, embeddings, logits)`` of photo files, stacked (every photo readable)."""
+    from landmarklib.deployment import classify_photos
+
+    answers = list(classify_photos(paths, predictor))
+    return (np.stack([a.log_probs for a in answers]), np.stack([a.embedding for a in answers]),
+            np.stack([a.logits for a in answers]))

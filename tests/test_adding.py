@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import network_outputs as outputs
 from helpers import striped_photos
 
 from landmarklib import adding, embeddings
 from landmarklib.data import tiny_data_root
-from landmarklib.deployment import Predictor, classify_photos
+from landmarklib.deployment import classify_photos
 
 EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
 
 
-@pytest.fixture(scope="module")
-def predictor(tiny_model_file) -> Predictor:
-    return Predictor(tiny_model_file)
-
-
-def outputs(paths, predictor):
-    answers = list(classify_photos(paths, predictor))
-    return (np.stack([a.log_probs for a in answers]), np.stack([a.embedding for a in answers]),
-            np.stack([a.logits for a in answers]))
-
-
-def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, predictor, tmp_path):
+def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, tiny_predictor, tmp_path):
     photos = striped_photos(tmp_path / "stripes")
     memory = adding.add_landmark(
-        tiny_memory, "Striped Tower", classify_photos(photos[:3], predictor),
+        tiny_memory, "Striped Tower", classify_photos(photos[:3], tiny_predictor),
         where="Ely, United Kingdom", latitude=52.3986, longitude=0.2636)
     added = memory.landmarks[-1]
     assert memory.names[-1] == "Striped Tower" and len(memory.names) == 8
@@ -36,7 +26,7 @@ def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, predicto
     assert len(added.photos) == 3 and np.linalg.norm(added.prototype) == pytest.approx(1.0)
     assert len(memory.embeddings) == len(tiny_memory.embeddings) + 3
     assert (memory.labels[-3:] == 7).all() and len(tiny_memory.landmarks) == 0  # unchanged
-    log_probs, vectors, logits = outputs([photos[3], EIFFEL[0]], predictor)
+    log_probs, vectors, logits = outputs([photos[3], EIFFEL[0]], tiny_predictor)
     result = embeddings.recognise(memory, log_probs, vectors, logits)
     assert result.probabilities.shape == (2, 8)
     assert result.probabilities.sum(axis=1) == pytest.approx([1, 1], abs=1e-5)
@@ -50,10 +40,10 @@ def test_add_a_landmark_from_three_photos_and_recognise_it(tiny_memory, predicto
 
 
 def test_the_prototype_is_the_centred_mean_of_the_photos_and_their_mirror_images(
-        tiny_memory, predictor, tmp_path):
+        tiny_memory, tiny_predictor, tmp_path):
     photos = striped_photos(tmp_path / "stripes", 3)
-    answers = list(classify_photos(photos, predictor))
-    mirrored = list(classify_photos(photos, predictor, mirror=True))
+    answers = list(classify_photos(photos, tiny_predictor))
+    mirrored = list(classify_photos(photos, tiny_predictor, mirror=True))
     rows = np.stack([a.embedding for a in answers])
     views = np.concatenate([rows, np.stack([a.embedding for a in mirrored])])
     assert np.abs(views[3:] - rows).max() > 1e-3  # the mirror images are other views
@@ -67,7 +57,7 @@ def test_the_prototype_is_the_centred_mean_of_the_photos_and_their_mirror_images
         adding.add_landmark(tiny_memory, "Striped", answers, mirrored=mirrored[::-1])
 
 
-def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, predictor, tmp_path):
+def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, tiny_predictor, tmp_path):
     photos = striped_photos(tmp_path / "stripes", 3)
     broken = tmp_path / "broken.jpg"
     broken.write_text("not a photo")
@@ -89,14 +79,14 @@ def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, predictor, t
     ]
     for name, paths, place, message in cases:
         with pytest.raises(ValueError, match=message):
-            adding.add_landmark(tiny_memory, name, classify_photos(paths, predictor),
+            adding.add_landmark(tiny_memory, name, classify_photos(paths, tiny_predictor),
                                     **place)
     assert tiny_memory.landmarks == [] and len(tiny_memory.embeddings) == 56
 
 
-def test_remove_a_landmark(tiny_memory, predictor, tmp_path):
+def test_remove_a_landmark(tiny_memory, tiny_predictor, tmp_path):
     photos = striped_photos(tmp_path / "stripes", 3)
-    answers = list(classify_photos(photos, predictor))
+    answers = list(classify_photos(photos, tiny_predictor))
     memory = adding.add_landmark(tiny_memory, "First", answers)
     memory = adding.add_landmark(memory, "Second", answers)
     assert memory.names[-2:] == ["First", "Second"] and memory.margin != 0

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import network_outputs as outputs
 from helpers import striped_photos
 
 from landmarklib import adding, embeddings
@@ -15,20 +16,9 @@ from landmarklib.deployment import Predictor, classify_photos
 EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
 
 
-@pytest.fixture(scope="module")
-def predictor(tiny_model_file) -> Predictor:
-    return Predictor(tiny_model_file)
-
-
-def outputs(paths, predictor):
-    answers = list(classify_photos(paths, predictor))
-    return (np.stack([a.log_probs for a in answers]), np.stack([a.embedding for a in answers]),
-            np.stack([a.logits for a in answers]))
-
-
-def test_the_nearest_photo_of_a_training_photo_is_itself(tiny_memory, predictor):
+def test_the_nearest_photo_of_a_training_photo_is_itself(tiny_memory, tiny_predictor):
     photos = [tiny_data_root() / tiny_memory.paths[i] for i in (0, 17, 40)]
-    _, vectors, _ = outputs(photos, predictor)
+    _, vectors, _ = outputs(photos, tiny_predictor)
     indices, similarities = embeddings.nearest(tiny_memory, vectors, k=3)
     assert indices.shape == similarities.shape == (3, 3)
     assert indices[:, 0].tolist() == [0, 17, 40]
@@ -37,9 +27,9 @@ def test_the_nearest_photo_of_a_training_photo_is_itself(tiny_memory, predictor)
     assert tiny_memory.embeddings.dtype == np.float16 and len(tiny_memory.paths) == 56
 
 
-def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, predictor):
+def test_recognise_without_added_landmarks_keeps_the_models_answer(tiny_memory, tiny_predictor):
     photos = sorted(tiny_data_root().glob("test/*/*.jpg"))
-    log_probs, vectors, logits = outputs(photos, predictor)
+    log_probs, vectors, logits = outputs(photos, tiny_predictor)
     result = embeddings.recognise(tiny_memory, log_probs, vectors, logits, k=2)
     assert (result.probabilities.argmax(axis=1) == log_probs.argmax(axis=1)).all()
     assert result.neighbours.shape == (21, 2)
