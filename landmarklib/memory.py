@@ -73,8 +73,9 @@ class Landmark:
 
     @property
     def place(self) -> Place | None:
-        """Where it is, as the landmark table's places are (``None`` without coordinates)."""
-        if self.latitude is None or self.longitude is None:
+        """Where it is, as the landmark table's places are (coordinates ``None`` when only the
+        city or country is known; ``None`` when nothing is)."""
+        if self.latitude is None and not self.where:
             return None
         return Place(self.name, self.name, self.city, self.country, self.latitude,
                      self.longitude)

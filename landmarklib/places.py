@@ -71,6 +71,7 @@ import functools
 import io
 import re
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 
@@ -91,16 +92,17 @@ class Place:
         name: The name a person would write, e.g. ``"Eiffel Tower"``.
         city: City or region, e.g. ``"Paris"`` or ``"Maui, Hawaii"``.
         country: Country, e.g. ``"France"``.
-        latitude: Degrees north (negative south), WGS84.
-        longitude: Degrees east (negative west), WGS84.
+        latitude: Degrees north (negative south), WGS84; ``None`` for a landmark added
+            with a city and country but no coordinates (every landmark of the table has them).
+        longitude: Degrees east (negative west), WGS84; ``None`` with ``latitude``.
     """
 
     folder: str
     name: str
     city: str
     country: str
-    latitude: float
-    longitude: float
+    latitude: float | None
+    longitude: float | None
 
     @property
     def where(self) -> str:
@@ -109,7 +111,11 @@ class Place:
 
     @property
     def map_url(self) -> str:
-        """A link to the landmark on OpenStreetMap, with a marker, at street zoom."""
+        """A link to the landmark on OpenStreetMap, with a marker, at street zoom; without
+        coordinates, OpenStreetMap's search for its name, city and country."""
+        if self.latitude is None or self.longitude is None:
+            query = ", ".join(part for part in (self.name, self.where) if part)
+            return f"https://www.openstreetmap.org/search?query={urllib.parse.quote(query)}"
         lat, lon = f"{self.latitude:.4f}", f"{self.longitude:.4f}"
         return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=14/{lat}/{lon}"
 

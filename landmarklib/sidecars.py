@@ -14,7 +14,8 @@ What :func:`write_sidecar` writes; an existing sidecar is merged, every other pr
 * ``exif:GPSLatitude``, ``exif:GPSLongitude`` in XMP's GPS coordinate form (``"48,51.504000N"``:
   degrees, minutes to 6 decimals, hemisphere), with ``exif:GPSVersionID`` ``"2.2.0.0"`` and
   ``exif:GPSMapDatum`` ``"WGS-84"``: the map position (Immich documents reading exactly these
-  two properties; digiKam, darktable and ExifTool read them too);
+  two properties; digiKam, darktable and ExifTool read them too); none for a landmark added
+  with its city and country but no coordinates;
 * ``photoshop:City``, ``photoshop:Country`` and ``Iptc4xmpCore:Location`` (the landmark's name):
   the City, Country and Sublocation of the IPTC Core panels (digiKam, Lightroom, Bridge);
 * ``Iptc4xmpExt:LocationShown`` (name, sublocation, city, country, coordinates): the IPTC
@@ -107,18 +108,15 @@ class Tag:
 
     @property
     def keywords(self) -> list[str]:
-        """``dc:subject`` keywords: the landmark's name, then its city and country."""
-        if self.place is None:
-            return [self.name]
-        return [self.name, self.place.city, self.place.country]
+        """``dc:subject`` keywords: the landmark's name, then its city and country (if known)."""
+        city, country = (self.place.city, self.place.country) if self.place else ("", "")
+        return [part for part in (self.name, city, country) if part]
 
     @property
     def keyword_path(self) -> list[str]:
         """The hierarchical keyword, root first: ``["Places", "France", "Paris", "Eiffel
-        Tower"]`` (``["Places", name]`` without a place)."""
-        if self.place is None:
-            return [_KEYWORD_ROOT, self.name]
-        return [_KEYWORD_ROOT, self.place.country, self.place.city, self.name]
+        Tower"]`` (``["Places", name]`` without a place; unknown levels left out)."""
+        return [_KEYWORD_ROOT, *reversed(self.keywords[1:]), self.name]
 
 
 @dataclass(frozen=True)
@@ -350,24 +348,25 @@ def _erase(xmp: exiv2.XmpData, key: str) -> None:
 def _set_location(xmp: exiv2.XmpData, name: str, place: Place) -> None:
     import exiv2
 
-    latitude = gps_coordinate(place.latitude, "latitude")
-    longitude = gps_coordinate(place.longitude, "longitude")
-    xmp["Xmp.exif.GPSVersionID"] = "2.2.0.0"
-    xmp["Xmp.exif.GPSMapDatum"] = "WGS-84"
-    xmp["Xmp.exif.GPSLatitude"] = latitude
-    xmp["Xmp.exif.GPSLongitude"] = longitude
-    xmp["Xmp.photoshop.City"] = place.city
-    xmp["Xmp.photoshop.Country"] = place.country
-    xmp["Xmp.iptc.Location"] = name
+    gps = {}  # none for a landmark added with a city and country but no coordinates
+    if place.latitude is not None and place.longitude is not None:
+        gps = {"GPSLatitude": gps_coordinate(place.latitude, "latitude"),
+               "GPSLongitude": gps_coordinate(place.longitude, "longitude")}
+        for member, value in {"GPSVersionID": "2.2.0.0", "GPSMapDatum": "WGS-84", **gps}.items():
+            xmp[f"Xmp.exif.{member}"] = value
+    for key, value in (("photoshop.City", place.city), ("photoshop.Country", place.country),
+                       ("iptc.Location", name)):
+        if value:  # an added landmark may have no city, no country
+            xmp[f"Xmp.{key}"] = value
     bag = exiv2.XmpTextValue()
     bag.setXmpArrayType(exiv2.XmpValue.XmpArrayType.xaBag)
     xmp.add(exiv2.XmpKey("Xmp.iptcExt.LocationShown"), bag)
     shown = "Xmp.iptcExt.LocationShown[1]/iptcExt:"  # exiv2 names Iptc4xmpExt "iptcExt"
     xmp[shown + "LocationName"] = exiv2.LangAltValue(f'lang="x-default" {name}')
     for member, value in (("Sublocation", name), ("City", place.city),
-                          ("CountryName", place.country), ("GPSLatitude", latitude),
-                          ("GPSLongitude", longitude)):
-        xmp[shown + member] = value
+                          ("CountryName", place.country), *gps.items()):
+        if value:
+            xmp[shown + member] = value
 
 
 def _merge_keywords(xmp: exiv2.XmpData, tag: Tag) -> None:

@@ -286,6 +286,8 @@ def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
     row.status = TAGGED
     if place is None:
         row.reason = "no known place for this landmark: keywords only"
+    elif place.latitude is None:
+        row.reason = "no coordinates for this landmark: its city and country only"
     else:
         row.latitude, row.longitude = place.latitude, place.longitude
     if dry_run:

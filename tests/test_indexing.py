@@ -5,6 +5,7 @@ answering with the memory beside the deployment file."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -119,6 +120,32 @@ def test_an_added_landmark_is_answered_everywhere(added, stripes, capsys, tmp_pa
     assert cli.main(["landmarks", "--model", str(added)]) == 0
     assert "Striped Tower, Ely, United Kingdom (52.3986, 0.2636): 3 photos" in \
         capsys.readouterr().out
+
+
+def test_a_landmark_added_with_only_its_city_and_country_is_tagged_with_them(
+        indexed, stripes, tmp_path, exiftool):
+    model = tmp_path / "model.onnx"
+    shutil.copy(indexed, model)
+    shutil.copy(memory_path(indexed), memory_path(model))
+    assert cli.main(["add-landmark", "Striped Tower", *map(str, stripes[:3]), "--where",
+                     "Ely, United Kingdom", "--model", str(model)]) == 0
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(stripes[3], library / "church.jpg")
+    report = tmp_path / "report.csv"
+    assert cli.main(["tag", str(library), "--quiet", "--report", str(report), "--model",
+                     str(model)]) == 0
+    (row,) = csv.DictReader(report.open())
+    assert (row["status"], row["landmark"]) == ("tagged", "Striped Tower")
+    assert row["reason"] == "no coordinates for this landmark: its city and country only"
+    tags = exiftool([library / "church.jpg.xmp"])[library / "church.jpg.xmp"]
+    assert (tags["XMP-photoshop:City"], tags["XMP-photoshop:Country"]) == ("Ely",
+                                                                          "United Kingdom")
+    assert not [key for key in tags if "GPS" in key]
+    suggestion = inference.suggest_locations(stripes[3], model=model, show=False)
+    assert suggestion.places[0].where == "Ely, United Kingdom"
+    assert suggestion.places[0].latitude is None and "search?query=" in \
+        suggestion.places[0].map_url
 
 
 def test_the_upload_box_shows_added_landmarks_and_similar_photos(added, stripes):

@@ -201,6 +201,31 @@ def test_class_without_a_place_gets_keywords_only(tmp_path, exiftool):
     assert not info.has_location and info.latitude is None and info.folder == "Faces_easy"
 
 
+def test_a_place_without_coordinates_gets_its_city_and_country_only(tmp_path, exiftool):
+    from landmarklib.places import Place
+
+    church = Place("St Mary's", "St Mary's", "Ely", "United Kingdom", None, None)
+    hill = Place("Kite Hill", "Kite Hill", "", "United Kingdom", None, None)  # no city
+    path, other = tmp_path / "IMG_3.jpg.xmp", tmp_path / "IMG_4.jpg.xmp"
+    write_sidecar(path, tag_for("16.Eiffel_Tower", model="old-model"))  # GPS to replace
+    write_sidecar(path, Tag(church.name, church.name, 0.8, MODEL, church, WHEN))
+    write_sidecar(other, Tag(hill.name, hill.name, 0.8, MODEL, hill, WHEN))
+    tags, hill_tags = exiftool([path])[path], exiftool([other])[other]
+    assert not [key for key in [*tags, *hill_tags] if "GPS" in key]
+    assert (tags["XMP-photoshop:City"], tags["XMP-photoshop:Country"]) == ("Ely",
+                                                                          "United Kingdom")
+    assert tags["XMP-iptcCore:Location"] == "St Mary's"
+    assert tags["XMP-dc:Subject"] == ["St Mary's", "Ely", "United Kingdom"]
+    assert tags["XMP-lr:HierarchicalSubject"] == "Places|United Kingdom|Ely|St Mary's"
+    assert "XMP-photoshop:City" not in hill_tags  # nothing empty written
+    assert hill_tags["XMP-dc:Subject"] == ["Kite Hill", "United Kingdom"]
+    assert hill_tags["XMP-lr:HierarchicalSubject"] == "Places|United Kingdom|Kite Hill"
+    info = read_sidecar(path)
+    assert info.has_location and info.latitude is None and info.city == "Ely"
+    assert church.map_url == ("https://www.openstreetmap.org/search?query="
+                              "St%20Mary%27s%2C%20Ely%2C%20United%20Kingdom")
+
+
 def test_digikam_tags_list_is_extended_only_when_present(tmp_path, exiftool):
     path = tmp_path / "dk.jpg.xmp"
     path.write_text(EXISTING.replace(

@@ -73,7 +73,7 @@ class ColourPredictor:
         recognition = Recognition(probabilities, probabilities.max(axis=1).astype(np.float64),
                                   np.ones(len(images), bool), none.astype(np.int64),
                                   none.astype(np.float32))
-        return recognition, (np.log(probabilities), np.log(probabilities), embeddings)
+        return recognition, (np.log(probabilities), np.log(probabilities), embeddings, None)
 
 
 def colour_classifier(model_id: str = "colours@1", calls: list | None = None,
