@@ -170,15 +170,17 @@ def top1(memory, answers, labels) -> float:
     return accepted(memory, answers, labels)[0]
 
 
-def accepted(memory, answers, labels=None) -> tuple[float, float, float]:
-    """``(top-1, share right and accepted by the "I don't know" rule, share accepted)``."""
+def accepted(memory, answers, labels=None) -> tuple[float, float, float, float]:
+    """``(top-1, share right and accepted by the "I don't know" rule, share accepted, share
+    answered as an added landmark)``."""
     from landmarklib.embeddings import recognise
 
     recognition = recognise(memory, stacked(answers, "log_probs"), stacked(answers, "embedding"),
                             stacked(answers, "logits"), imagenet=imagenet(answers))
     right = recognition.probabilities.argmax(axis=1) == labels
+    added = recognition.probabilities.argmax(axis=1) >= len(memory.class_names)
     return (float(right.mean()), float((right & recognition.known).mean()),
-            float(recognition.known.mean()))
+            float(recognition.known.mean()), float(added.mean()))
 
 
 def draw(outputs: dict, seed: int, per_class: int = 5, key: str = "added_train") -> list[list]:
@@ -217,6 +219,7 @@ def adding(memory, outputs: dict, draws: int) -> dict:
                      "added": added_test[0], "added_right_accepted": added_test[1],
                      "original_accepted": accepted(added, *outputs["test"])[2],
                      "far_accepted": accepted(added, outputs["far"][0])[2],
+                     "far_answered_added": accepted(added, outputs["far"][0])[3],
                      "original_valid": top1(added, *outputs["valid"]),
                      "added_valid": top1(added, rest, rest_labels + len(memory.class_names)),
                      "margin": added.margin})
@@ -231,7 +234,8 @@ def adding(memory, outputs: dict, draws: int) -> dict:
               "original_accepted_before": accepted(memory, *outputs["test"])[2],
               "original_accepted_after_mean": mean["original_accepted"],
               "far_accepted_before": accepted(memory, outputs["far"][0])[2],
-              "far_accepted_after_mean": mean["far_accepted"]}
+              "far_accepted_after_mean": mean["far_accepted"],
+              "far_answered_added_mean": mean["far_answered_added"]}
     print(f"Original 40 classes: {before:.1%} before adding, {mean['original']:.1%} after (mean "
           f"of {draws} draws, lowest {result['original_after_min']:.1%}); validation "
           f"{result['original_valid_before']:.1%} -> {mean['original_valid']:.1%}\nAdded 4 "
@@ -241,7 +245,8 @@ def adding(memory, outputs: dict, draws: int) -> dict:
           f"{mean['added_right_accepted']:.1%}; the 40 classes' test photos "
           f"{result['original_accepted_before']:.1%} before adding, "
           f"{mean['original_accepted']:.1%} after; caltech101 test photos "
-          f"{result['far_accepted_before']:.2%} before, {mean['far_accepted']:.2%} after",
+          f"{result['far_accepted_before']:.2%} before, {mean['far_accepted']:.2%} after "
+          f"({mean['far_answered_added']:.1%} answered as an added landmark)",
           flush=True)
     return result
 

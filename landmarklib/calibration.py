@@ -210,7 +210,9 @@ def known_score(kind: str, probabilities: np.ndarray | None = None,
                                for name in COMBINED[kind]}, reference)
     needs = {"msp": ("probabilities", probabilities), "energy": ("logits", logits),
              "max_logit": ("logits", logits), "knn": ("similarity", similarity),
-             "imagenet_knn": ("ImageNet embeddings' similarity", imagenet_similarity)}
+             "imagenet_knn": ("ImageNet embeddings' similarity (the fourth output of a fine-tuned "
+                              "model's deployment file; export an older file again with "
+                              "`landmarklib export`)", imagenet_similarity)}
     if kind not in needs:
         raise ValueError(f"unknown score {kind!r}; choose from {', '.join(SCORES)}")
     name, values = needs[kind]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from landmarklib.adding import SHARPNESS, added_margin, claims
+from landmarklib.adding import SHARPNESS, added_margin, claims, vouched
 from landmarklib.calibration import (
     NEEDS_IMAGENET,
     SCORES,
@@ -128,8 +128,9 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
     claim compares its cosine similarity to the landmark's prototype with that to the nearest
     training photo, both after centring (:meth:`Memory.centred`; measured against nearest
     neighbours and class means for every class, and margins against the trained classes'
-    means: ``benchmarks/beyond.py``). The trained
-    classes share the rest in proportion to their calibrated probabilities.
+    means: ``benchmarks/beyond.py``); an added landmark gets no odds for a photo its own
+    photos do not vouch for (:func:`landmarklib.adding.vouched`). The trained classes share
+    the rest in proportion to their calibrated probabilities.
 
     Args:
         memory: the model's memory.
@@ -141,6 +142,10 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
 
     Returns:
         A :class:`Recognition`.
+
+    Raises:
+        ValueError: the memory's score needs ``imagenet`` (or ``logits``) and none was given
+            (a deployment file exported before it had them: export it again).
     """
     embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
     probabilities = calibrate(np.atleast_2d(log_probs), memory.temperature)
@@ -149,8 +154,9 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
     if memory.landmarks:
         centred = memory.centred(embeddings)
         claim = claims(memory, centred, centred @ memory.centred_embeddings.T,
-                        probabilities.max(axis=1))
-        extra = np.clip(SHARPNESS * (claim - memory.margin), -60, 60)
+                       probabilities.max(axis=1))
+        extra = np.where(vouched(memory, embeddings, imagenet),
+                         np.clip(SHARPNESS * (claim - memory.margin), -60, 60), -60.0)
         odds = np.exp(extra)
         probabilities = np.concatenate([probabilities, odds], axis=1) / (
             1 + odds.sum(axis=1, keepdims=True))
@@ -225,7 +231,8 @@ def fit_calibration(memory: Memory, answers: Iterable, labels, accept: float = 0
         raise ValueError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
     if score in NEEDS_IMAGENET and not len(memory.imagenet):
         raise ValueError(f"the {score!r} score needs ImageNet embeddings, which only the "
-                         "deployment file of a fine-tuned model has; choose another score")
+                         "deployment file of a fine-tuned model has (an older file lacks them: "
+                         "`landmarklib export MODEL.pt` again); choose another score")
     kept = [(a, int(c)) for a, c in zip(answers, labels) if a.error is None]
     if not kept:
         raise ValueError("no validation photo could be used")

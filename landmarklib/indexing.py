@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from landmarklib.adding import add_landmark
+from landmarklib.calibration import NEEDS_IMAGENET
 from landmarklib.deployment import Predictor, classify_photos
 from landmarklib.embeddings import fit_calibration
 from landmarklib.memory import Memory, added_landmarks, build_memory, memory_path, write_memory
@@ -44,7 +45,9 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
         accept: the goal of the "I don't know" threshold: the share of validation photos of
             known landmarks to accept.
         score: a name from :data:`landmarklib.calibration.SCORES` (default
-            :data:`landmarklib.embeddings.DEFAULT_SCORE`).
+            :data:`landmarklib.embeddings.DEFAULT_SCORE`, or
+            :data:`~landmarklib.embeddings.SCORE_WITHOUT_IMAGENET` for a deployment file
+            without ImageNet embeddings).
         val_fraction, seed: the validation split, as training made it.
         added_from: the memory file whose added landmarks to keep (default: the one beside
             the deployment file; ``landmarklib quantize`` passes the float file's).
@@ -55,10 +58,15 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
         threshold, on the validation photos).
 
     Raises:
-        ValueError: a dataset with problems, or not the classes the model was trained on.
+        ValueError: a dataset with problems, or not the classes the model was trained on; a
+            score the deployment file lacks the outputs for.
     """
     from landmarklib import data
 
+    if score in NEEDS_IMAGENET and len(predictor.session.get_outputs()) < 4:  # before the work
+        raise ValueError(f"the {score!r} score needs ImageNet embeddings, which {predictor.path} "
+                         "does not output: only a fine-tuned model's deployment file has them "
+                         "(an older file lacks them: `landmarklib export MODEL.pt` again)")
     report = data.dataset_of_model(data.data_root(root), predictor.trained_folders)
     train, valid = data.split_samples(report.files["train"], report.root, val_fraction, seed)
     memory = build_memory(classify_photos([p for p, _ in train], predictor),

@@ -73,8 +73,7 @@ class Landmark:
 
     @property
     def place(self) -> Place | None:
-        """Where it is, as the landmark table's places are (coordinates ``None`` when only the
-        city or country is known; ``None`` when nothing is)."""
+        """Where it is (without coordinates if only its city or country is known), or None."""
         if self.latitude is None and not self.where:
             return None
         return Place(self.name, self.name, self.city, self.country, self.latitude,

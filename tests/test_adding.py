@@ -9,7 +9,7 @@ from helpers import striped_photos
 
 from landmarklib import adding, embeddings
 from landmarklib.data import tiny_data_root
-from landmarklib.deployment import classify_photos
+from landmarklib.deployment import Predictor, classify_photos
 
 EIFFEL = sorted((tiny_data_root() / "test" / "16.Eiffel_Tower").glob("*.jpg"))
 
@@ -98,3 +98,29 @@ def test_remove_a_landmark(tiny_memory, tiny_predictor, tmp_path):
         adding.remove_landmark(memory, "Taj Mahal")
     with pytest.raises(ValueError, match="no added landmark is called 'Third'; added: First"):
         adding.remove_landmark(memory, "Third")
+
+
+def test_an_added_landmark_takes_only_the_photos_its_own_photos_vouch_for(
+        tiny_finetuned_memory, tiny_finetuned_model_file, tmp_path):
+    predictor = Predictor(tiny_finetuned_model_file)
+    stripes = striped_photos(tmp_path / "stripes")
+    memory = adding.add_landmark(tiny_finetuned_memory, "Striped Tower",
+                                 classify_photos(stripes[:3], predictor))
+    photos = [stripes[3], *sorted(tiny_data_root().glob("test/*/*.jpg"))]  # 1 + 21 photos
+    answers = list(classify_photos(photos, predictor))
+    log_probs, vectors, logits, imagenet = (np.stack([getattr(a, name) for a in answers])
+                                            for name in ("log_probs", "embedding", "logits",
+                                                         "imagenet"))
+    # in the ImageNet embeddings: the fourth stripe photo 0.99 from the nearest of the three,
+    # the landmarks' test photos at most 0.31; the floor, the 1% quantile of the validation
+    # photos' similarity to the nearest of 3 photos of their landmark, 0.39
+    own = memory.imagenet[memory.labels == 7].astype(np.float32)
+    floor = np.quantile(memory.references(3)["imagenet_knn"], adding.VOUCH_QUANTILE)
+    nearest = (imagenet @ own.T).max(axis=1)
+    assert nearest[0] > floor + 0.3 and nearest[1:].max() < floor - 0.05
+    vouched = adding.vouched(memory, vectors, imagenet)
+    assert vouched.shape == (22, 1) and vouched[:, 0].tolist() == [True] + [False] * 21
+    result = embeddings.recognise(memory, log_probs, vectors, logits, imagenet=imagenet)
+    assert result.probabilities[0].argmax() == 7 and result.probabilities[0, 7] > 0.9
+    assert result.probabilities[1:, 7].max() < 1e-6  # no odds without the vouching
+    assert (result.probabilities[1:].argmax(axis=1) == log_probs[1:].argmax(axis=1)).all()

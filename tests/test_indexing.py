@@ -80,6 +80,20 @@ def test_index_refuses_a_dataset_of_other_classes(indexed, tmp_path, capsys):
     assert memory_path(indexed).read_bytes() == before
 
 
+def test_index_refuses_a_score_the_file_has_no_outputs_for_before_the_work(indexed, capsys,
+                                                                           monkeypatch):
+    from landmarklib import indexing
+
+    before = memory_path(indexed).read_bytes()
+    monkeypatch.setattr(indexing, "classify_photos", None)  # nothing may be classified
+    assert cli.main(["index", "--score", "imagenet_knn", "--data", str(tiny_data_root()),
+                     "--model", str(indexed)]) == 1
+    error = capsys.readouterr().err
+    assert "'imagenet_knn' score needs ImageNet embeddings" in error and "model.onnx" in error
+    assert "`landmarklib export MODEL.pt` again" in error
+    assert memory_path(indexed).read_bytes() == before
+
+
 def test_the_memory_calibrates_and_gives_the_nearest_photos(indexed, tiny_model_file):
     plain = inference.suggest_locations(EIFFEL[0], model=tiny_model_file, show=False)
     suggestion = inference.suggest_locations(EIFFEL[0], model=indexed, show=False)

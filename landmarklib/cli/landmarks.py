@@ -1,7 +1,7 @@
 """``landmarklib index``, ``add-landmark``, ``remove-landmark`` and ``landmarks``: a model's
 memory (:mod:`landmarklib.memory`), the file beside its deployment file.
 
-    landmarklib index [--data DIR] [--accept 0.95] [--score msp+knn] [--model FILE.onnx]
+    landmarklib index [--data DIR] [--accept 0.95] [--score NAME] [--model FILE.onnx]
     landmarklib add-landmark NAME PHOTO... [--where "City, Country"] [--lat LAT --lon LON]
     landmarklib remove-landmark NAME
     landmarklib landmarks [--json]
