@@ -175,9 +175,10 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
 
 def _known(memory: Memory, probabilities, logits, similarity, embeddings, imagenet):
     """The known-landmark score ``memory.score`` of each photo ``(N,)``. A photo answered as
-    an added landmark is judged by its similarity to that landmark's own photos, ranked among
-    the similarities of validation photos to as many photos of their own landmark
-    (:meth:`Memory.references`): not against the hundreds of photos of a trained landmark."""
+    an added landmark is judged by its similarity to that landmark's own photos; a combined
+    score (the default) ranks it among the similarities of validation photos to as many photos
+    of their own landmark (:meth:`Memory.references`), not to the hundreds of photos of a
+    trained landmark. (A plain ``"knn"`` score compares it with the threshold as it is.)"""
     def nearest_of(rows, vectors, remembered):
         if vectors is None or not len(remembered):
             return None

@@ -143,8 +143,8 @@ def _quantize(args) -> int:
         from landmarklib.indexing import index_model
         from landmarklib.memory import memory_path
 
-        print("Indexing the 8-bit file's memory (interrupted: run `landmarklib index --model "
-              f"{out}`)")
+        print("Indexing the 8-bit file's memory (should this be interrupted, `landmarklib "
+              f"index --model {out}` finishes it)")
         report_index(*index_model(int8, report.root, added_from=memory_path(predictor.path)))
     return 0
 
