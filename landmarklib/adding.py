@@ -119,16 +119,13 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
     """
     name = _check_new(memory, name, latitude, longitude)
     answers = list(answers)
-    paths, rows, errors = embeddings_of(answers)
-    if errors:
-        raise ValueError("these photos could not be used, so nothing was added:\n  "
-                         + "\n  ".join(str(error) for error in errors))
-    first = {str(Path(path).resolve()): row for path, row in zip(paths, rows)}
+    first = _per_photo(answers)
     if len(first) < MIN_PHOTOS:
         raise ValueError(f"a landmark needs at least {MIN_PHOTOS} different photos, got "
                          f"{len(first)}")
     rows = np.stack(list(first.values()))
-    views = rows if mirrored is None else np.concatenate([rows, _mirrors(mirrored, paths)])
+    views = rows if mirrored is None else np.concatenate(
+        [rows, _mirrors(mirrored, [str(answer.path) for answer in answers])])
     prototype = memory.centred(views).mean(axis=0)
     city, _, country = where.rpartition(",") if "," in where else (where, "", "")
     landmark = Landmark(name, list(first), (prototype / np.linalg.norm(prototype)).astype(
@@ -138,15 +135,34 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
                                                         rows.astype(np.float16)]),
                      labels=np.concatenate([memory.labels, np.full(len(rows), label)]),
                      paths=[*memory.paths, *first], landmarks=[*memory.landmarks, landmark])
-    if len(memory.imagenet):  # one row per different photo, as for the embeddings
-        imagenet = {str(Path(path).resolve()): row
-                    for path, row in zip(paths, embeddings_of(answers, "imagenet")[1])}
-        if len(next(iter(imagenet.values()))) != memory.imagenet.shape[1]:
-            raise ValueError("the photos' answers lack the ImageNet embeddings of the memory's "
-                             "model: classify them with the model the memory belongs to")
-        memory = replace(memory, imagenet=np.concatenate(
-            [memory.imagenet, np.stack(list(imagenet.values())).astype(np.float16)]))
+    memory = _with_imagenet(memory, answers)
     return replace(memory, margin=added_margin(memory))
+
+
+def _with_imagenet(memory: Memory, answers: list) -> Memory:
+    """``memory`` with the ImageNet embeddings of the photos just added (one row per
+    different photo, as for the embeddings), when it keeps ImageNet embeddings."""
+    if not len(memory.imagenet):
+        return memory
+    imagenet = np.stack(list(_per_photo(answers, "imagenet").values()))
+    if imagenet.shape[1] != memory.imagenet.shape[1]:
+        raise ValueError("the photos' answers lack the ImageNet embeddings of the memory's "
+                         "model: classify them with the model the memory belongs to")
+    return replace(memory, imagenet=np.concatenate([memory.imagenet,
+                                                    imagenet.astype(np.float16)]))
+
+
+def _per_photo(answers: list, field: str = "embedding") -> dict[str, np.ndarray]:
+    """``{resolved path: float32 row}`` of the answers' ``field``, one per different photo.
+
+    Raises:
+        ValueError: photos that could not be used (each named).
+    """
+    paths, rows, errors = embeddings_of(answers, field)
+    if errors:
+        raise ValueError("these photos could not be used, so nothing was added:\n  "
+                         + "\n  ".join(str(error) for error in errors))
+    return {str(Path(path).resolve()): row for path, row in zip(paths, rows)}
 
 
 def _mirrors(mirrored: Iterable, paths: list[str]) -> np.ndarray:
