@@ -34,7 +34,7 @@ from landmarklib.calibration import (
     fit_temperature,
     known_score,
 )
-from landmarklib.memory import Memory
+from landmarklib.memory import Memory, nearest_similarity
 
 __all__ = ["DEFAULT_SCORE", "SCORE_WITHOUT_IMAGENET", "nearest", "project_2d", "Recognition",
            "recognise", "fit_calibration"]
@@ -179,24 +179,18 @@ def _known(memory: Memory, probabilities, logits, similarity, embeddings, imagen
     score (the default) ranks it among the similarities of validation photos to as many photos
     of their own landmark (:meth:`Memory.references`), not to the hundreds of photos of a
     trained landmark. (A plain ``"knn"`` score compares it with the threshold as it is.)"""
-    def nearest_of(rows, vectors, remembered):
-        if vectors is None or not len(remembered):
-            return None
-        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-        return (vectors @ remembered[rows].astype(np.float32).T).max(axis=1)
-
-    everything = np.ones(len(memory.labels), bool)
+    imagenet = None if imagenet is None or not len(memory.imagenet) else np.atleast_2d(imagenet)
     score = known_score(memory.score, probabilities, logits, similarity, memory.references(),
-                        nearest_of(everything, imagenet, memory.imagenet))
+                        None if imagenet is None else nearest_similarity(imagenet, memory.imagenet))
     answered = probabilities.argmax(axis=1) - len(memory.class_names)
     for j, landmark in enumerate(memory.landmarks):
         rows, own = answered == j, memory.labels == len(memory.class_names) + j
         if rows.any():
             score[rows] = known_score(
                 memory.score, probabilities[rows], None if logits is None else logits[rows],
-                nearest_of(own, embeddings[rows], memory.embeddings),
-                memory.references(len(landmark.photos)),
-                nearest_of(own, None if imagenet is None else imagenet[rows], memory.imagenet))
+                nearest_similarity(embeddings[rows], memory.embeddings[own]),
+                memory.references(len(landmark.photos)), None if imagenet is None
+                else nearest_similarity(imagenet[rows], memory.imagenet[own]))
     return score
 
 

@@ -41,7 +41,7 @@ from landmarklib.files import atomic_path
 from landmarklib.places import Place
 
 __all__ = ["MEMORY_FORMAT", "Landmark", "Neighbour", "Memory", "memory_path", "build_memory",
-           "write_memory", "read_memory", "added_landmarks", "embeddings_of"]
+           "write_memory", "read_memory", "added_landmarks", "embeddings_of", "nearest_similarity"]
 
 MEMORY_FORMAT = "landmarklib-memory/3"
 
@@ -176,7 +176,7 @@ class Memory:
         key = photos if len(self.valid_labels) else None
         if key not in self._references:
             self._references[key] = {"msp": self.valid_confidence} | {
-                name: _nearest_similarity(valid, remembered, key, self.labels, self.valid_labels)
+                name: nearest_similarity(valid, remembered, key, self.labels, self.valid_labels)
                 for name, valid, remembered in (
                     ("knn", self.valid_embeddings, self.embeddings),
                     ("imagenet_knn", self.valid_imagenet, self.imagenet))}
@@ -293,8 +293,7 @@ def read_memory(path: str | os.PathLike, model_id: str | None = None) -> Memory:
 
 
 def _content(model_id: str) -> str:
-    """The content hash of a model id (``"<file name>@sha256:<hex>"``): a renamed file with
-    its memory renamed beside it is the same model."""
+    """The content hash of a model id (``"<name>@sha256:<hex>"``): renamed, the same model."""
     return model_id.rpartition("@")[2]
 
 
@@ -317,21 +316,22 @@ def added_landmarks(path: str | os.PathLike) -> list[Landmark]:
             from None
 
 
-def _nearest_similarity(queries: np.ndarray, rows: np.ndarray, photos: int | None = None,
-                        labels=None, query_labels=None) -> np.ndarray:
+def nearest_similarity(queries: np.ndarray, rows: np.ndarray, photos: int | None = None,
+                       labels=None, query_labels=None) -> np.ndarray:
     """float64 ``(Q,)``: each query's cosine similarity to the most similar of ``rows`` (unit
-    rows; empty without queries or rows); with ``photos``, to the most similar of ``photos``
-    rows of its own label, drawn with ``default_rng(0)`` (the same draws for the same labels)."""
-    if not len(queries) or not len(rows):
+    rows ``(Q, F)`` and ``(R, F)``; empty without queries or rows); with ``photos``, to the most
+    similar of ``photos`` rows of its own label (``labels`` ``(R,)``, ``query_labels``
+    ``(Q,)``), drawn with ``default_rng(0)`` (the same draws for the same labels)."""
+    queries = np.atleast_2d(np.asarray(queries, np.float32))
+    if not queries.size or not len(rows):
         return np.zeros(0)
-    queries, rows = queries.astype(np.float32), rows.astype(np.float32)
     if photos is None:
-        return (queries @ rows.T).max(axis=1).astype(np.float64)
+        return (queries @ np.asarray(rows, np.float32).T).max(axis=1).astype(np.float64)
     rng, nearest = np.random.default_rng(0), np.zeros(len(queries))
     for i, label in enumerate(query_labels):
         own = np.flatnonzero(labels == label)
-        nearest[i] = (rows[rng.choice(own, min(photos, len(own)), replace=False)]
-                      @ queries[i]).max()
+        drawn = rows[rng.choice(own, min(photos, len(own)), replace=False)]
+        nearest[i] = (drawn.astype(np.float32) @ queries[i]).max()
     return nearest
 
 

@@ -281,7 +281,7 @@ def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
         row.reason = f"top-1 probability below the threshold {threshold:g}"
         return row
     if not known:
-        row.reason = "the model's memory says it does not know this landmark"
+        row.reason = "not sure it shows a landmark the model knows (its memory's threshold)"
         return row
     row.status = TAGGED
     if place is None:

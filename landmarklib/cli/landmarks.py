@@ -42,7 +42,10 @@ def add_parsers(commands) -> None:
     add = commands.add_parser("add-landmark", help="teach the model a landmark from 3+ photos")
     add.add_argument("name", metavar="NAME")
     add.add_argument("photos", nargs="+", metavar="PHOTO_OR_FOLDER")
-    add.add_argument("--where", default="", help='"City, Country"')
+    add.add_argument("--where", default="",
+                     help='"City, Country": the country after the last comma ("Maui, Hawaii, '
+                          'United States": city "Maui, Hawaii"); ", Country" for a country '
+                          'alone; one name without a comma is taken as the city')
     add.add_argument("--lat", type=float, help="latitude, degrees north (-90 to 90)")
     add.add_argument("--lon", type=float, help="longitude, degrees east (-180 to 180)")
     add.add_argument("--model", help=MODEL_HELP)
@@ -106,8 +109,10 @@ def _remove(args) -> int:
     from landmarklib.memory import write_memory
 
     _, path, memory = _memory_of(args)
-    write_memory(remove_landmark(memory, args.name), path)
-    print(f"Removed {args.name!r}; the model now knows {len(memory.names) - 1} landmarks")
+    left = remove_landmark(memory, args.name)
+    gone = next(name for name in memory.names if name not in left.names)
+    write_memory(left, path)
+    print(f"Removed {gone!r}; the model now knows {len(left.names)} landmarks ({path})")
     return 0
 
 
