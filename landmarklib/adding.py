@@ -129,12 +129,9 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
         raise ValueError(f"a landmark needs at least {MIN_PHOTOS} different photos, got "
                          f"{len(first)}")
     rows = np.stack(list(first.values()))
-    views = rows if mirrored is None else np.concatenate(
-        [rows, _mirrors(mirrored, [str(answer.path) for answer in answers])])
-    prototype = memory.centred(views).mean(axis=0)
     city, _, country = where.rpartition(",") if "," in where else (where, "", "")
-    landmark = Landmark(name, list(first), (prototype / np.linalg.norm(prototype)).astype(
-        np.float32), city.strip(), country.strip(), latitude, longitude)
+    landmark = Landmark(name, list(first), _prototype(memory, rows, answers, mirrored),
+                        city.strip(), country.strip(), latitude, longitude)
     label = len(memory.names)
     memory = replace(memory, embeddings=np.concatenate([memory.embeddings,
                                                         rows.astype(np.float16)]),
@@ -170,14 +167,19 @@ def _per_photo(answers: list, field: str = "embedding") -> dict[str, np.ndarray]
     return {str(Path(path).resolve()): row for path, row in zip(paths, rows)}
 
 
-def _mirrors(mirrored: Iterable, paths: list[str]) -> np.ndarray:
-    """float32 ``(M, F)``: the embeddings of the mirror images (one per different photo)."""
-    mirror_paths, rows, errors = embeddings_of(mirrored)
-    if errors or mirror_paths != paths:
-        raise ValueError("the mirror images' answers must be those of the same photos, in "
-                         "the same order")
-    first = {str(Path(path).resolve()): row for path, row in zip(mirror_paths, rows)}
-    return np.stack(list(first.values()))
+def _prototype(memory: Memory, rows: np.ndarray, answers: list,
+               mirrored: Iterable | None) -> np.ndarray:
+    """float32 ``(F,)``: the normalised mean of the centred embeddings ``rows`` ``(M, F)`` of
+    the photos of ``answers`` and, when given, of their mirror images (``mirrored``: answers
+    of the same photos, in the same order; else a ValueError)."""
+    if mirrored is not None:
+        mirrored = list(mirrored)
+        if [str(a.path) for a in mirrored] != [str(a.path) for a in answers]:
+            raise ValueError("the mirror images' answers must be those of the same photos, in "
+                             "the same order")
+        rows = np.concatenate([rows, np.stack(list(_per_photo(mirrored).values()))])
+    mean = memory.centred(rows).mean(axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
 
 
 def remove_landmark(memory: Memory, name: str) -> Memory:

@@ -34,7 +34,7 @@ from landmarklib.calibration import (
     fit_temperature,
     known_score,
 )
-from landmarklib.memory import Memory, nearest_similarity
+from landmarklib.memory import Memory
 
 __all__ = ["DEFAULT_SCORE", "SCORE_WITHOUT_IMAGENET", "nearest", "project_2d", "Recognition",
            "recognise", "fit_calibration"]
@@ -165,32 +165,33 @@ def recognise(memory: Memory, log_probs: np.ndarray, embeddings: np.ndarray,
         logits = np.concatenate([logits, extra + known_score("energy", logits=logits)[:, None]],
                                 axis=1)
     neighbours, similarities = _top_k(similarity, k)
-    score = _known(memory, probabilities.astype(np.float32), logits, similarities[:, 0],
-                   embeddings, imagenet)
+    score = _known(memory, probabilities.astype(np.float32), logits, similarity, imagenet)
     known = score >= memory.threshold if memory.threshold is not None else \
         np.ones(len(score), bool)
     return Recognition(probabilities.astype(np.float32), score, known, neighbours,
                        similarities)
 
 
-def _known(memory: Memory, probabilities, logits, similarity, embeddings, imagenet):
-    """The known-landmark score ``memory.score`` of each photo ``(N,)``. A photo answered as
+def _known(memory: Memory, probabilities, logits, similarity, imagenet):
+    """The known-landmark score ``memory.score`` of each photo ``(N,)``, from ``similarity``
+    ``(N, R)``, the photos' cosine similarities to the remembered photos. A photo answered as
     an added landmark is judged by its similarity to that landmark's own photos; a combined
     score (the default) ranks it among the similarities of validation photos to as many photos
     of their own landmark (:meth:`Memory.references`), not to the hundreds of photos of a
     trained landmark. (A plain ``"knn"`` score compares it with the threshold as it is.)"""
-    imagenet = None if imagenet is None or not len(memory.imagenet) else np.atleast_2d(imagenet)
-    score = known_score(memory.score, probabilities, logits, similarity, memory.references(),
-                        None if imagenet is None else nearest_similarity(imagenet, memory.imagenet))
+    in_imagenet = None if imagenet is None or not len(memory.imagenet) else (
+        np.atleast_2d(np.asarray(imagenet, np.float32)) @ memory.imagenet.astype(np.float32).T)
+    score = known_score(memory.score, probabilities, logits, similarity.max(axis=1),
+                        memory.references(), None if in_imagenet is None else
+                        in_imagenet.max(axis=1))
     answered = probabilities.argmax(axis=1) - len(memory.class_names)
     for j, landmark in enumerate(memory.landmarks):
         rows, own = answered == j, memory.labels == len(memory.class_names) + j
         if rows.any():
             score[rows] = known_score(
                 memory.score, probabilities[rows], None if logits is None else logits[rows],
-                nearest_similarity(embeddings[rows], memory.embeddings[own]),
-                memory.references(len(landmark.photos)), None if imagenet is None
-                else nearest_similarity(imagenet[rows], memory.imagenet[own]))
+                similarity[rows][:, own].max(axis=1), memory.references(len(landmark.photos)),
+                None if in_imagenet is None else in_imagenet[rows][:, own].max(axis=1))
     return score
 
 
