@@ -2,13 +2,15 @@
 
 1. Trains the transfer recipe (landmarklib.recipes.train_transfer) on 40 of the 44 landmarks44
    classes (a folder of symbolic links to their train/ and test/ folders); the 4 held out are
-   drawn with random.Random(0) (02.ayasofya, 16.independence_hall, 24.pamukkale, 26.pyramids).
+   drawn with random.Random(--held-seed) (0, the default: 02.ayasofya, 16.independence_hall,
+   24.pamukkale, 26.pyramids).
 2. Builds the model's memory from the training split (landmarklib.memory.build_memory) and
    fits the temperature and the threshold on the validation split
    (landmarklib.embeddings.fit_calibration; goal: accept 95% of known-landmark photos).
 3. Adds the 4 held-out landmarks from 5 training photos each and their mirror images
    (landmarklib.adding.add_landmark; numpy's default_rng(draw), --draws draws), reports
-   top-1 on their test photos and the 40 original classes' before and after adding.
+   top-1 on their test photos (also by class) and the 40 original classes' before and after
+   adding.
 4. Compares the combination rules (nearest class mean, margins against class means and
    the nearest training photo), raw and centred, with and without the mirror images.
 5. Known or unknown (beyond_scores.py): AUROC and FPR at 95% TPR of every score of
@@ -20,7 +22,8 @@
 6. Expected calibration error (15 bins) before and after temperature scaling, on the
    validation and test splits; the time of one exact nearest-photo search.
 
-    python benchmarks/beyond.py [--work DIR] [--members 2] [--draws 10] [--json FILE] [--reuse]
+    python benchmarks/beyond.py [--work DIR] [--members 2] [--label-smoothing X] [--held-seed 0]
+                                [--draws 10] [--json FILE] [--reuse]
 
 --reuse keeps the trained model in --work (default: a new temporary folder), trains if none.
 """
@@ -48,6 +51,10 @@ def main() -> None:
     parser.add_argument("--far", type=Path, default=SHARED / "caltech101" / "test")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--label-smoothing", type=float,
+                        help="the recipe's label smoothing (default: TransferRecipe's)")
+    parser.add_argument("--held-seed", type=int, default=0,
+                        help="random.Random(seed) draws the 4 held-out classes")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -55,9 +62,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="landmarklib-beyond-"))
     print(f"Machine: {machine()}", flush=True)
     results = {"machine": machine()}
-    root, known, held = landmarks40(args.data, work)
+    root, known, held = landmarks40(args.data, work, args.held_seed)
     results["held_out"] = held
-    predictor, results["training"] = trained_model(root, work, args.members, args.reuse)
+    predictor, results["training"] = trained_model(root, work, args, args.reuse)
     outputs = classify_all(predictor, root, args.data, held, args.far)
     memory, results["calibration"] = calibrated_memory(predictor, outputs, root)
     results["adding"] = adding(memory, outputs, args.draws)
@@ -71,27 +78,31 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-def landmarks40(source: Path, work: Path) -> tuple[Path, list[str], list[str]]:
+def landmarks40(source: Path, work: Path, seed: int) -> tuple[Path, list[str], list[str]]:
     """A dataset folder of symbolic links to 40 of the 44 classes; the 4 held out."""
     from landmarklib.data import class_folders, class_subset
 
     classes = class_folders(source / "train")
-    held = [classes[i] for i in sorted(random.Random(0).sample(range(len(classes)), 4))]
+    held = [classes[i] for i in sorted(random.Random(seed).sample(range(len(classes)), 4))]
     known = [c for c in classes if c not in held]
     root = class_subset(source, work / "landmarks40", known)
     print(f"Held out: {', '.join(held)}", flush=True)
     return root, known, held
 
 
-def trained_model(root: Path, work: Path, members: int, reuse: bool):
+def trained_model(root: Path, work: Path, args: argparse.Namespace, reuse: bool):
     from landmarklib.deployment import Predictor
     from landmarklib.recipes import TransferRecipe, train_transfer
 
     model = work / "model40.pt"
-    record = {"recipe": f"TransferRecipe(members={members}), other settings the defaults"}
+    changed = {"members": args.members}
+    if args.label_smoothing is not None:
+        changed["label_smoothing"] = args.label_smoothing
+    settings = ", ".join(f"{key}={value}" for key, value in changed.items())
+    record = {"recipe": f"TransferRecipe({settings}), other settings the defaults"}
     if not (reuse and model.with_suffix(".onnx").is_file()):
         start = time.perf_counter()
-        result = train_transfer(root, model, TransferRecipe(members=members), progress=False)
+        result = train_transfer(root, model, TransferRecipe(**changed), progress=False)
         record |= {"seconds": time.perf_counter() - start, "test_accuracy": result.test.accuracy,
                    "frozen_test_accuracy": result.frozen.accuracy}
         print(f"Trained on 40 classes in {record['seconds']:.0f} s: test top-1 "
@@ -176,6 +187,12 @@ def accepted(memory, answers, labels=None) -> tuple[float, float, float, float]:
             float(recognition.known.mean()), float(added.mean()))
 
 
+def per_class(memory, answers, labels) -> list[float]:
+    """Top-1 on each class's photos, in the order of ``np.unique(labels)``."""
+    return [top1(memory, [a for a, y in zip(answers, labels) if y == c], c)
+            for c in np.unique(labels)]
+
+
 def draw(outputs: dict, seed: int, per_class: int = 5, key: str = "added_train") -> list[list]:
     """``per_class`` answers of each held-out class's training photos (``key``
     ``"added_train_mirror"``: of their mirror images)."""
@@ -210,17 +227,21 @@ def adding(memory, outputs: dict, draws: int) -> dict:
         added_test = accepted(added, answers, labels + len(memory.class_names))
         original, far = accepted(added, *outputs["test"]), accepted(added, outputs["far"][0])
         runs.append({"draw": seed, "original": original[0],
-                     "added": added_test[0], "added_right_accepted": added_test[1],
+                     "added": added_test[0],
+                     "added_per_class": per_class(added, answers, labels + len(memory.class_names)),
+                     "added_right_accepted": added_test[1],
                      "original_accepted": original[2], "far_accepted": far[2],
                      "far_answered_added": far[3],
                      "original_valid": top1(added, *outputs["valid"]),
                      "added_valid": top1(added, rest, rest_labels + len(memory.class_names)),
                      "margin": added.margin})
-    mean = {key: float(np.mean([r[key] for r in runs])) for key in runs[0] if key != "draw"}
+    mean = {key: np.mean([r[key] for r in runs], axis=0).tolist() for key in runs[0]
+            if key != "draw"}
     result = {"original_before": before, "draws": runs, "original_after_mean": mean["original"],
               "original_valid_before": top1(memory, *outputs["valid"]),
               "original_valid_after_mean": mean["original_valid"],
               "added_valid_mean": mean["added_valid"], "added_mean": mean["added"],
+              "added_per_class_mean": dict(zip(outputs["held"], mean["added_per_class"])),
               "added_min": float(np.min([r["added"] for r in runs])),
               "original_after_min": float(np.min([r["original"] for r in runs])),
               "added_right_accepted_mean": mean["added_right_accepted"],
@@ -233,7 +254,9 @@ def adding(memory, outputs: dict, draws: int) -> dict:
           f"of {draws} draws, lowest {result['original_after_min']:.1%}); validation "
           f"{result['original_valid_before']:.1%} -> {mean['original_valid']:.1%}\nAdded 4 "
           f"classes (5 photos each): {mean['added']:.1%} (lowest {result['added_min']:.1%}); "
-          f"validation (undrawn training photos) {mean['added_valid']:.1%}\nAccepted by the "
+          f"validation (undrawn training photos) {mean['added_valid']:.1%}; by class: "
+          f"{', '.join(f'{n} {a:.0%}' for n, a in zip(outputs['held'], mean['added_per_class']))}"
+          f"\nAccepted by the "
           f"'I don't know' rule: the added classes' test photos answered right and accepted "
           f"{mean['added_right_accepted']:.1%}; the 40 classes' test photos "
           f"{result['original_accepted_before']:.1%} before adding, "

@@ -223,8 +223,9 @@ def test_index_over_an_older_memory_keeps_its_added_landmarks(added, tmp_path, c
     np.savez(memory_path(model), **arrays | {"meta": np.array(json.dumps(meta))})
     with pytest.warns(UserWarning, match="older landmarklib.*landmarklib index"):
         assert Predictor(model).memory is None
-    with pytest.warns(UserWarning, match="older landmarklib"):  # the model is opened first
-        assert cli.main(["index", "--data", str(tiny_data_root()), "--model", str(model)]) == 0
+    assert cli.main(["index", "--data", str(tiny_data_root()), "--model", str(model)]) == 0
+    err = capsys.readouterr().err  # the model is opened first, so it warns
+    assert err.startswith("landmarklib index: warning: ") and "older landmarklib" in err
     memory = read_memory(memory_path(model))
     assert memory.names[-1] == "Striped Tower" and len(memory.centre) == memory.embeddings.shape[1]
     assert memory.landmarks[0].where == "Ely, United Kingdom"

@@ -358,6 +358,7 @@ def test_command_exit_status_and_reports(library, tmp_path, monkeypatch, capsys)
     assert tag_command(monkeypatch, colour_classifier(), [str(library), *reports]) == 1
     out, err = capsys.readouterr()
     assert "11 photos: 6 tagged" in out and "broken.jpg: not an image file" in err
+    assert "has no markers" not in err
     assert all(Path(p.split("=")[1]).is_file() for p in reports)
     shutil.rmtree(library / "2019")
     (library / "broken.jpg").unlink()
@@ -371,6 +372,13 @@ def test_command_dry_run_writes_only_the_report(library, tmp_path, monkeypatch):
     assert status == 1  # two broken photos
     after = checksums(tmp_path)
     assert {name for name in after if before.get(name) != after[name]} == {"r.csv"}
+
+
+def test_command_says_when_the_map_has_no_markers(library, tmp_path, monkeypatch, capsys):
+    page = tmp_path / "m.html"
+    tag_command(monkeypatch, colour_classifier(), [str(library), "--dry-run", "--threshold=1",
+                                                   f"--map={page}"])
+    assert f"{page} has no markers" in capsys.readouterr().err and page.is_file()
 
 
 def test_command_interrupted(library, monkeypatch, capsys, tmp_path):

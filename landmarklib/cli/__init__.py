@@ -25,6 +25,9 @@ The commands live by subject: :mod:`~landmarklib.cli.dataset` (download, check),
 it needs when it runs, so that ``landmarklib predict`` and ``landmarklib tag`` never import
 torch.
 
+Warnings (a photo left out, a memory ignored) print as ``landmarklib COMMAND: warning: ...``
+on stderr, without Python's file and line.
+
 Exit status: 0 on success; 1 when something went wrong (stderr says what; with ``predict`` and
 ``tag``, the other photos are still done); 2 for a command line that makes no sense; 130 after
 Ctrl-C.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from landmarklib.cli import classroom, dataset, landmarks, scale, tagging, training
 from landmarklib.images import ImageError
@@ -51,19 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     for subject in (dataset, training, scale, tagging, landmarks, classroom):
         subject.add_parsers(commands)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (OSError, ValueError, ImageError, RuntimeError) as error:
-        # OSError covers missing files, folders given for files, and failed downloads.
-        if isinstance(error, BrokenPipeError):  # e.g. `landmarklib predict DIR | head -1`
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
-            return 0
-        print(f"landmarklib {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"landmarklib {args.command}: interrupted", file=sys.stderr)
-        return 130
-
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"landmarklib {args.command}: warning: {message}", file=sys.stderr)
+        try:
+            return args.run(args)
+        except (OSError, ValueError, ImageError, RuntimeError) as error:
+            # OSError covers missing files, folders given for files, and failed downloads.
+            if isinstance(error, BrokenPipeError):  # e.g. `landmarklib predict DIR | head -1`
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
+                return 0
+            print(f"landmarklib {args.command}: error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"landmarklib {args.command}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -101,6 +101,10 @@ def _tag(args) -> int:
                         (args.geojson, tag_report.write_geojson), (args.map, tag_report.write_map)):
         if path:
             write(summary.rows, path)
+    if args.map and not tag_report.map_markers(summary.rows):
+        print(f"landmarklib tag: {args.map} has no markers: no photo tagged with a landmark "
+              f"that has coordinates (an added landmark has them with --lat/--lon)",
+              file=sys.stderr)
     for row in summary.failed:
         print(f"landmarklib tag: {row.file}: {row.reason}", file=sys.stderr)
     print(summary)
