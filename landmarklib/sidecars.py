@@ -93,7 +93,7 @@ class Tag:
         name: the landmark's name, e.g. ``"Eiffel Tower"``.
         folder: its class folder, e.g. ``"16.Eiffel_Tower"``.
         probability: the model's top-1 probability, 0-1.
-        model: which model answered (:func:`landmarklib.tagging.tagger_id`).
+        model: which model answered (e.g. ``"landmark_classifier.pt@sha256:3f2a9c01b7d4"``).
         place: where the landmark is; ``None`` for a class without a place (keywords only).
         tagged_at: when (an aware datetime; default: now, UTC, whole seconds).
     """
