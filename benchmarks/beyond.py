@@ -22,8 +22,8 @@
 6. Expected calibration error (15 bins) before and after temperature scaling, on the
    validation and test splits; the time of one exact nearest-photo search.
 
-    python benchmarks/beyond.py [--work DIR] [--members 2] [--label-smoothing X] [--held-seed 0]
-                                [--draws 10] [--json FILE] [--reuse]
+    python benchmarks/beyond.py [--work DIR] [--members 2] [--backbone B] [--label-smoothing X]
+                                [--held-seed 0] [--draws 10] [--json FILE] [--reuse]
 
 --reuse keeps the trained model in --work (default: a new temporary folder), trains if none.
 """
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--far", type=Path, default=SHARED / "caltech101" / "test")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--backbone", help="the recipe's backbone (default: TransferRecipe's)")
     parser.add_argument("--label-smoothing", type=float,
                         help="the recipe's label smoothing (default: TransferRecipe's)")
     parser.add_argument("--held-seed", type=int, default=0,
@@ -98,6 +99,8 @@ def trained_model(root: Path, work: Path, args: argparse.Namespace, reuse: bool)
     changed = {"members": args.members}
     if args.label_smoothing is not None:
         changed["label_smoothing"] = args.label_smoothing
+    if args.backbone is not None:
+        changed["backbone"] = args.backbone
     settings = ", ".join(f"{key}={value}" for key, value in changed.items())
     record = {"recipe": f"TransferRecipe({settings}), other settings the defaults"}
     if not (reuse and model.with_suffix(".onnx").is_file()):
