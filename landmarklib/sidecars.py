@@ -27,8 +27,9 @@ What :func:`write_sidecar` writes; an existing sidecar is merged, every other pr
   ``digiKam:TagsList``, then ``lr:hierarchicalSubject``, not ``dc:subject``), and
   ``digiKam:TagsList`` (``Places/France/Paris/Eiffel Tower``) if the sidecar already has one;
 * in the project's namespace (:data:`NAMESPACE`): ``Model``, ``Landmark``, ``ClassFolder``,
-  ``Probability`` (top-1), ``TaggedAt`` and ``AddedKeywords`` (so that a later answer can take
-  them back out); and ``xmp:MetadataDate``.
+  ``Probability`` (top-1), ``TaggedAt``, ``AddedKeywords`` (so that a later answer can take
+  them back out) and ``LocationDigest`` (a hash of the location properties as written: a later
+  run tells its own location from one a person or a program changed); ``xmp:MetadataDate``.
 
 Why exiv2 (``python-exiv2``) rather than ExifTool: a C++ library inside this process (no Perl
 program behind a pipe to install and feed), the one digiKam uses; its XMP Toolkit writes the
@@ -41,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from landmarklib.files import atomic_path
+from landmarklib.gps import gps_coordinate, parse_gps_coordinate
 from landmarklib.places import Place
 
 if TYPE_CHECKING:  # imported when a sidecar is read or written: the CLI starts without it
@@ -72,8 +75,6 @@ _PLACE_TEXT = ("Xmp.photoshop.City", "Xmp.photoshop.State", "Xmp.photoshop.Count
 _OURS = _GPS + ("Xmp.exif.GPSVersionID", "Xmp.exif.GPSMapDatum", "Xmp.photoshop.City",
                 "Xmp.photoshop.Country", "Xmp.iptc.Location", "Xmp.iptcExt.LocationShown")
 _KEYWORD_BAGS = ("Xmp.dc.subject", "Xmp.lr.hierarchicalSubject", "Xmp.digiKam.TagsList")
-_COORDINATE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?(?:,(\d+(?:\.\d+)?))?\s*([NSEWnsew])\s*$")
 
 
 class SidecarError(ValueError):
@@ -93,7 +94,7 @@ class Tag:
         name: the landmark's name, e.g. ``"Eiffel Tower"``.
         folder: its class folder, e.g. ``"16.Eiffel_Tower"``.
         probability: the model's top-1 probability, 0-1.
-        model: which model answered (e.g. ``"landmark_classifier.pt@sha256:3f2a9c01b7d4"``).
+        model: which model answered (:func:`landmarklib.tagging.tagger_id`).
         place: where the landmark is; ``None`` for a class without a place (keywords only).
         tagged_at: when (an aware datetime; default: now, UTC, whole seconds).
     """
@@ -134,6 +135,8 @@ class SidecarInfo:
         keywords: ``dc:subject``.
         model, landmark, folder, probability, tagged_at: the project's own properties, written
             by :func:`write_sidecar` (``None`` when this project never tagged the photo).
+        location_unedited: the location properties are as :func:`write_sidecar` wrote them
+            (``None``: no ``LocationDigest``, e.g. written by an older landmarklib).
     """
 
     path: Path
@@ -148,6 +151,7 @@ class SidecarInfo:
     folder: str | None = None
     probability: float | None = None
     tagged_at: str | None = None
+    location_unedited: bool | None = None
 
 
 def sidecar_path(photo: str | os.PathLike, naming: str = DEFAULT_NAMING) -> Path:
@@ -167,42 +171,6 @@ def sidecar_path(photo: str | os.PathLike, naming: str = DEFAULT_NAMING) -> Path
     if naming == "photo.xmp":
         return photo.with_suffix(".xmp")
     raise ValueError(f"unknown sidecar naming {naming!r}: choose one of {', '.join(NAMINGS)}")
-
-
-def gps_coordinate(degrees: float, axis: str) -> str:
-    """Degrees as XMP's GPSCoordinate text, ``"DDD,MM.mmmmmmK"`` (XMP Specification Part 2,
-    Exif schema): ``gps_coordinate(-33.8523, "latitude") == "33,51.138000S"``.
-
-    Args:
-        degrees: signed decimal degrees (north and east positive).
-        axis: ``"latitude"`` (hemisphere N/S, at most 90) or ``"longitude"`` (E/W, at most 180).
-
-    Raises:
-        ValueError: out of range, not finite, or an unknown axis.
-    """
-    limits = {"latitude": (90, "N", "S"), "longitude": (180, "E", "W")}
-    if axis not in limits:
-        raise ValueError(f"axis must be 'latitude' or 'longitude', got {axis!r}")
-    limit, positive, negative = limits[axis]
-    if not -limit <= degrees <= limit:  # also rejects NaN
-        raise ValueError(f"{axis} {degrees!r} is not between -{limit} and {limit} degrees")
-    whole, minutes = divmod(round(abs(degrees) * 60 * 1_000_000), 60 * 1_000_000)
-    return f"{whole},{minutes / 1_000_000:09.6f}{positive if degrees >= 0 else negative}"
-
-
-def parse_gps_coordinate(text: str) -> float:
-    """Signed decimal degrees from XMP GPSCoordinate text: ``"DDD,MM,SSK"``, ``"DDD,MM.mmK"``
-    or ``"DDD.dddK"`` (K one of N, S, E, W).
-
-    Raises:
-        ValueError: any other text.
-    """
-    match = _COORDINATE.match(text)
-    if match is None:
-        raise ValueError(f"not an XMP GPS coordinate: {text!r}")
-    degrees, minutes, seconds, hemisphere = match.groups()
-    value = float(degrees) + float(minutes or 0) / 60 + float(seconds or 0) / 3600
-    return -value if hemisphere.upper() in "SW" else value
 
 
 def read_sidecar(path: str | os.PathLike) -> SidecarInfo:
@@ -231,8 +199,9 @@ def read_sidecar(path: str | os.PathLike) -> SidecarInfo:
         city=text.get("Xmp.photoshop.City", ""), country=text.get("Xmp.photoshop.Country", ""),
         keywords=tuple(_bag(xmp, "Xmp.dc.subject")), model=text.get(f"Xmp.{PREFIX}.Model"),
         landmark=text.get(f"Xmp.{PREFIX}.Landmark"), folder=text.get(f"Xmp.{PREFIX}.ClassFolder"),
-        probability=probability,
-        tagged_at=text.get(f"Xmp.{PREFIX}.TaggedAt"))
+        probability=probability, tagged_at=text.get(f"Xmp.{PREFIX}.TaggedAt"),
+        location_unedited=None if f"Xmp.{PREFIX}.LocationDigest" not in text else
+        text[f"Xmp.{PREFIX}.LocationDigest"] == _location_digest(xmp))
 
 
 def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
@@ -270,7 +239,7 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
     stamp = tag.tagged_at.isoformat()
     for name, value in (("Model", tag.model), ("Landmark", tag.name),
                         ("ClassFolder", tag.folder), ("Probability", f"{tag.probability:.4f}"),
-                        ("TaggedAt", stamp)):
+                        ("TaggedAt", stamp), ("LocationDigest", _location_digest(xmp))):
         xmp[f"Xmp.{PREFIX}.{name}"] = value
     xmp["Xmp.xmp.MetadataDate"] = stamp
     writing = _exiv2_errors(path, "cannot be written by exiv2")
@@ -343,6 +312,18 @@ def _erase(xmp: exiv2.XmpData, key: str) -> None:
     for found in [d.key() for d in xmp if d.key() == key or d.key().startswith((key + "[",
                                                                                 key + "/"))]:
         del xmp[found]
+
+
+def _location_digest(xmp: exiv2.XmpData) -> str:
+    """SHA-256 (16 hex digits) of the location properties (GPS pair, place text, with struct
+    members), whoever wrote them: their keys and values, sorted; not the containers (exiv2
+    reads back a struct node, ``type="Struct"``, that it was not given), and members named
+    without their prefix (ExifTool writes ``Iptc4xmpExt:City`` where exiv2 wrote ``iptcExt:``)."""
+    keys = _GPS + _PLACE_TEXT
+    found = sorted(f"{re.sub('/[^/:]+:', '/', d.key())}={d.toString()}" for d in xmp if (
+        d.key() in keys or d.key().startswith(tuple(k + c for k in keys for c in "[/")))
+        and not d.toString().startswith('type="'))
+    return hashlib.sha256("\n".join(found).encode()).hexdigest()[:16]
 
 
 def _set_location(xmp: exiv2.XmpData, name: str, place: Place) -> None:

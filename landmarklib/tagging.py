@@ -4,8 +4,8 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
 
 * ``"has location"``: its EXIF already holds GPS coordinates, or a sidecar already holds a
   location (see :class:`landmarklib.sidecars.SidecarInfo`): it is left alone;
-* ``"already tagged"``: a sidecar written by the same model is there (a run interrupted by
-  Ctrl-C or a kill, run again, goes on where it stopped);
+* ``"already tagged"``: a sidecar written by the same tagger (:func:`tagger_id`) is there (a
+  run interrupted by Ctrl-C or a kill, run again, goes on where it stopped);
 * ``"tagged"``: the top-1 probability (calibrated when the model has a memory; an added
   landmark is one of the classes) reaches the threshold; the sidecar is written (merged into
   an existing one, atomically, see :mod:`landmarklib.sidecars`); a class without a place gets
@@ -16,8 +16,9 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
 * ``"failed"``: the photo (or an existing sidecar) cannot be read; the reason is reported and
   the run goes on.
 
-A location written by this project for another model is not "a location": the photo is tagged
-again, unless its coordinates were edited since (then it is the user's, and left alone).
+A location written by this project for another tagger is not "a location": the photo is tagged
+again, unless its location was changed since, by a person or a program (then it is the user's,
+and left alone): the sidecar's ``LocationDigest`` tells (see :mod:`landmarklib.sidecars`).
 
 The photos are only ever read. The walk (:func:`landmarklib.images.find_photos`: the project's
 one rule for which files are photos; hidden files and folders skipped; symbolic links never
@@ -26,13 +27,17 @@ followed out of the folders given, nor round in a loop) is streamed, and so is c
 network classifies a batch), so memory stays flat however large the library.
 
 The model is a deployment file run by ONNX Runtime (:class:`landmarklib.deployment.Predictor`);
-its ``model_id`` (the file's name and a hash of its content) is what the sidecars record.
+the sidecars record :func:`tagger_id`: its ``model_id`` (the file's name and a hash of its
+content) and, with a memory, a hash of what else the answers depend on. A landmark added,
+removed or given coordinates makes a new tagger, so the next run answers the photos again.
 """
 
 from __future__ import annotations
 
 import collections
 import glob
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -146,7 +151,7 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
 
         def to_classify() -> Iterator[Path]:  # runs in this thread, as classify_photos asks
             for photo in find_photos(paths):
-                known = _known_location(photo, predictor.model_id, naming)
+                known = _known_location(photo, predictor, naming)
                 if known is None:
                     yield photo
                 else:
@@ -162,10 +167,11 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
     return summary
 
 
-def _known_location(photo: Path, model: str, naming: str) -> TagRow | None:
+def _known_location(photo: Path, predictor, naming: str) -> TagRow | None:
     """The row of a photo whose EXIF or sidecars settle it (has a location, already tagged, or
     a sidecar that cannot be read); ``None`` if it must be classified. Both namings are read:
     a location in either is a location."""
+    model = tagger_id(predictor)
     found = _exif_gps(photo)
     if found is not None:
         return TagRow(str(photo), HAS_LOCATION, latitude=found[0], longitude=found[1],
@@ -182,7 +188,7 @@ def _known_location(photo: Path, model: str, naming: str) -> TagRow | None:
         if info.model == model:
             row.status, row.reason = ALREADY_TAGGED, f"tagged by this model in {path.name}"
             return row
-        if info.has_location and not _written_by_us(info):
+        if info.has_location and not _written_by_us(info, predictor):
             return row
     return None
 
@@ -200,10 +206,16 @@ def _target(photo: Path, naming: str) -> Path:
                 sidecars.sidecar_path(photo, naming))
 
 
-def _written_by_us(info: SidecarInfo) -> bool:
-    """The sidecar's location is the one this project wrote (for some model), unedited."""
-    place = place_for(info.folder) if info.model and info.folder else None
-    return (place is not None and info.latitude is not None and info.longitude is not None
+def _written_by_us(info: SidecarInfo, predictor) -> bool:
+    """The sidecar's location is the one this project wrote (for some tagger), unedited: its
+    ``LocationDigest`` says so; in a sidecar without one, its coordinates are the landmark
+    table's or those of the predictor's added landmark of that name."""
+    if info.location_unedited is not None:
+        return info.location_unedited
+    where = getattr(predictor, "place", place_for)
+    place = where(info.folder) if info.model and info.folder else None
+    return (place is not None and place.latitude is not None and place.longitude is not None
+            and info.latitude is not None and info.longitude is not None
             and abs(info.latitude - place.latitude) < 1e-6
             and abs(info.longitude - place.longitude) < 1e-6)
 
@@ -268,7 +280,30 @@ def _tag_of(probabilities: np.ndarray, predictor) -> sidecars.Tag:
     folder, name = predictor.class_folders[top], predictor.class_names[top]
     place = predictor.place(name) or place_for(folder)
     return sidecars.Tag(place.name if place else name, folder, float(probabilities[top]),
-                        predictor.model_id, place)
+                        tagger_id(predictor), place)
+
+
+def tagger_id(predictor) -> str:
+    """What a sidecar records as the tagger (``Model``): the deployment file's ``model_id``
+    and, for a model with a memory, ``+memory@sha256:`` and the first 12 hex digits of a hash
+    of what else its answers depend on: the temperature, the "I don't know" rule, the margin
+    and the added landmarks (names, places, prototypes). Re-indexing with the same result keeps
+    it; adding, removing or moving a landmark changes it.
+
+    Args:
+        predictor: a :class:`landmarklib.deployment.Predictor` (or anything with its
+            ``model_id`` and, optionally, ``memory``).
+    """
+    memory = getattr(predictor, "memory", None)
+    if memory is None:
+        return predictor.model_id
+    digest = hashlib.sha256(json.dumps(
+        [memory.temperature, memory.score, memory.threshold, memory.margin,
+         [[lm.name, lm.city, lm.country, lm.latitude, lm.longitude] for lm in memory.landmarks]]
+    ).encode())
+    for landmark in memory.landmarks:
+        digest.update(np.ascontiguousarray(landmark.prototype, dtype=np.float32).tobytes())
+    return f"{predictor.model_id}+memory@sha256:{digest.hexdigest()[:12]}"
 
 
 def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,

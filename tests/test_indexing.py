@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from helpers import browser_upload, striped_photos
 
-from landmarklib import cli, inference
+from landmarklib import cli, inference, tagging
 from landmarklib.app import landmark_app
 from landmarklib.data import tiny_data_root
 from landmarklib.deployment import Predictor, answer_images, get_predictor
@@ -160,6 +160,24 @@ def test_a_landmark_added_with_only_its_city_and_country_is_tagged_with_them(
     assert suggestion.places[0].where == "Ely, United Kingdom"
     assert suggestion.places[0].latitude is None and "search?query=" in \
         suggestion.places[0].map_url
+    tag = ["tag", str(library), "--quiet", "--report", str(report), "--model", str(model)]
+    assert cli.main(tag) == 0
+    assert next(csv.DictReader(report.open()))["status"] == "already tagged"
+    # given coordinates later, the landmark reaches the photos tagged before
+    assert cli.main(["remove-landmark", "Striped Tower", "--model", str(model)]) == 0
+    assert cli.main(["add-landmark", "Striped Tower", *map(str, stripes[:3]), "--where",
+                     "Ely, United Kingdom", "--lat", "52.3986", "--lon", "0.2636", "--model",
+                     str(model)]) == 0
+    assert cli.main(tag) == 0
+    (row,) = csv.DictReader(report.open())
+    assert (row["status"], row["latitude"]) == ("tagged", "52.3986")
+    tags = exiftool([library / "church.jpg.xmp"])[library / "church.jpg.xmp"]
+    assert tags["XMP-exif:GPSLatitude"] == pytest.approx(52.3986)
+    assert tags["XMP-landmarklib:Model"] == tagging.tagger_id(Predictor(model))
+    assert "+memory@sha256:" in tags["XMP-landmarklib:Model"]
+    assert cli.main(["remove-landmark", "Striped Tower", "--model", str(model)]) == 0
+    cli.main(tag)  # its location, written by this project and unedited, is answered again
+    assert next(csv.DictReader(report.open()))["status"] in ("tagged", "not sure")
 
 
 def test_the_upload_box_shows_added_landmarks_and_similar_photos(added, stripes):

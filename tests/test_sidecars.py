@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import random
 
 import pytest
 
@@ -61,59 +60,6 @@ def test_default_naming_and_unknown_naming():
     assert sidecars.DEFAULT_NAMING in sidecars.NAMINGS
     with pytest.raises(ValueError, match="photo.jpg.xmp, photo.xmp"):
         sidecar_path("a.jpg", "lightroom")
-
-
-# ------------------------------------------------------------------------- GPS coordinate form
-
-
-@pytest.mark.parametrize(
-    ("degrees", "axis", "text"),
-    [
-        (48.8584, "latitude", "48,51.504000N"),
-        (2.2945, "longitude", "2,17.670000E"),
-        (-33.8523, "latitude", "33,51.138000S"),
-        (-122.4783, "longitude", "122,28.698000W"),
-        (0.0, "latitude", "0,00.000000N"),
-        (-90.0, "latitude", "90,00.000000S"),
-        (180.0, "longitude", "180,00.000000E"),
-        (10.9999999999, "latitude", "11,00.000000N"),  # rounding carries into the degrees
-    ],
-)
-def test_gps_coordinate(degrees, axis, text):
-    assert sidecars.gps_coordinate(degrees, axis) == text
-    assert sidecars.parse_gps_coordinate(text) == pytest.approx(round(degrees, 8), abs=1e-9)
-
-
-def test_gps_coordinate_round_trips_to_a_micro_degree():
-    rng = random.Random(0)
-    for _ in range(2000):
-        lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
-        assert sidecars.parse_gps_coordinate(sidecars.gps_coordinate(lat, "latitude")) == \
-            pytest.approx(lat, abs=1e-6)
-        assert sidecars.parse_gps_coordinate(sidecars.gps_coordinate(lon, "longitude")) == \
-            pytest.approx(lon, abs=1e-6)
-
-
-@pytest.mark.parametrize(("degrees", "axis"), [(90.5, "latitude"), (-181, "longitude"),
-                                               (float("nan"), "latitude"), (1.0, "altitude")])
-def test_gps_coordinate_rejects(degrees, axis):
-    with pytest.raises(ValueError):
-        sidecars.gps_coordinate(degrees, axis)
-
-
-@pytest.mark.parametrize(
-    ("text", "degrees"),
-    [("48,51,30.24N", 48.8584), ("48,51.504N", 48.8584), ("48.8584N", 48.8584),
-     ("122,28,41.88W", -122.4783), (" 33,51.138s ", -33.8523)],
-)
-def test_parse_gps_coordinate_forms(text, degrees):
-    assert sidecars.parse_gps_coordinate(text) == pytest.approx(degrees, abs=1e-9)
-
-
-@pytest.mark.parametrize("text", ["", "48.8584", "N", "48,51.5X", "-48,51.5N"])
-def test_parse_gps_coordinate_rejects(text):
-    with pytest.raises(ValueError, match="not an XMP GPS coordinate"):
-        sidecars.parse_gps_coordinate(text)
 
 
 # ------------------------------------------------------------------- written, read by ExifTool
@@ -294,3 +240,29 @@ def test_unicode_paths(tmp_path, exiftool):
     tags = exiftool([path])[path]
     assert tags["XMP-photoshop:Country"] == "Türkiye"
     assert tags["XMP-exif:GPSLongitude"] == pytest.approx(29.0342, abs=1e-5)
+
+
+def test_the_location_digest_tells_ours_from_an_edit(tmp_path, exiftool):
+    """Another program that rewrites the sidecar (ExifTool here) but not its location leaves
+    it ours; an edit to any location property, or its removal, makes it the user's."""
+    import shutil
+    import subprocess
+
+    ours = write_sidecar(tmp_path / "ours.jpg.xmp", tag_for("37.sydney"))
+    assert read_sidecar(ours).location_unedited is True
+    edits = {"rating.xmp": ["-XMP-xmp:Rating=2"], "city.xmp": ["-XMP-photoshop:City=Manly"],
+             "gps.xmp": ["-XMP-exif:GPSLatitude=", "-XMP-exif:GPSLongitude="],
+             "state.xmp": ["-XMP-photoshop:State=New South Wales"],
+             "shown.xmp": ["-XMP-iptcExt:LocationShownCity=Manly"]}
+    for name, arguments in edits.items():
+        shutil.copy(ours, tmp_path / name)
+        subprocess.run([shutil.which("exiftool"), "-overwrite_original", *arguments,
+                        str(tmp_path / name)], check=True, capture_output=True)
+        info = read_sidecar(tmp_path / name)
+        assert info.location_unedited is (name == "rating.xmp"), name
+    assert exiftool([tmp_path / "rating.xmp"])[tmp_path / "rating.xmp"]["XMP-xmp:Rating"] == 2
+    write_sidecar(tmp_path / "city.xmp", tag_for("16.Eiffel_Tower"))  # a new answer: ours again
+    assert read_sidecar(tmp_path / "city.xmp").location_unedited is True
+    older = tmp_path / "older.xmp"  # written before LocationDigest existed
+    older.write_text(EXISTING, encoding="utf-8")
+    assert read_sidecar(older).location_unedited is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,22 @@ def test_second_run_does_not_redo_photos_tagged_by_the_same_model(library):
     summary = run([library], colour_classifier("colours@2", calls=calls))
     assert sum(calls) == 7 and summary.counts["tagged"] == 6
     assert read_sidecar(library / "rated.jpg.xmp").model == "colours@2"
+
+
+def test_another_model_leaves_a_location_the_user_changed(library, exiftool):
+    """ExifTool stands for a photo manager: a city changed by hand makes the location the
+    user's; a rating changed elsewhere in a sidecar does not."""
+    run([library])
+    edited, rated = library / "2019/sf/golden gate.jpg.xmp", library / "2019/paris/eiffel_1.jpg.xmp"
+    for path, edit in ((edited, "-XMP-photoshop:City=Sausalito"), (rated, "-XMP-xmp:Rating=3")):
+        subprocess.run([shutil.which("exiftool"), "-overwrite_original", edit, str(path)],
+                       check=True, capture_output=True)
+    rows = statuses(run([library], colour_classifier("colours@2")), library)
+    assert rows["2019/sf/golden gate.jpg"] == (tagging.HAS_LOCATION, "Golden Gate Bridge")
+    assert (read_sidecar(edited).city, read_sidecar(edited).model) == ("Sausalito", "colours@1")
+    assert rows["2019/paris/eiffel_1.jpg"] == (tagging.TAGGED, "Eiffel Tower")
+    assert read_sidecar(rated).model == "colours@2"
+    assert exiftool([rated])[rated]["XMP-xmp:Rating"] == 3
 
 
 def test_interrupted_run_finishes_on_the_second(library):
