@@ -27,9 +27,8 @@ What :func:`write_sidecar` writes; an existing sidecar is merged, every other pr
   ``digiKam:TagsList``, then ``lr:hierarchicalSubject``, not ``dc:subject``), and
   ``digiKam:TagsList`` (``Places/France/Paris/Eiffel Tower``) if the sidecar already has one;
 * in the project's namespace (:data:`NAMESPACE`): ``Model``, ``Landmark``, ``ClassFolder``,
-  ``Probability`` (top-1), ``TaggedAt``, ``AddedKeywords`` (so that a later answer can take
-  them back out) and ``LocationDigest`` (a hash of the location properties as written: a later
-  run tells its own location from one a person or a program changed); ``xmp:MetadataDate``.
+  ``Probability`` (top-1), ``TaggedAt``, ``AddedKeywords`` (for a later answer to take out),
+  ``LocationDigest`` (has anyone changed the location since?); and ``xmp:MetadataDate``.
 
 Why exiv2 (``python-exiv2``) rather than ExifTool: a C++ library inside this process (no Perl
 program behind a pipe to install and feed), the one digiKam uses; its XMP Toolkit writes the
@@ -46,6 +45,7 @@ import hashlib
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,8 @@ _KEYWORD_ROOT = "Places"
 _GPS = ("Xmp.exif.GPSLatitude", "Xmp.exif.GPSLongitude")
 #: Location properties (besides the GPS pair) a person or another program may have filled in.
 _PLACE_TEXT = ("Xmp.photoshop.City", "Xmp.photoshop.State", "Xmp.photoshop.Country",
-               "Xmp.iptc.Location", "Xmp.iptcExt.LocationShown", "Xmp.iptcExt.LocationCreated")
+               "Xmp.iptc.CountryCode", "Xmp.iptc.Location", "Xmp.iptcExt.LocationShown",
+               "Xmp.iptcExt.LocationCreated")
 #: What this module writes as a location, all replaced together (with any struct members).
 _OURS = _GPS + ("Xmp.exif.GPSVersionID", "Xmp.exif.GPSMapDatum", "Xmp.photoshop.City",
                 "Xmp.photoshop.Country", "Xmp.iptc.Location", "Xmp.iptcExt.LocationShown")
@@ -315,15 +316,23 @@ def _erase(xmp: exiv2.XmpData, key: str) -> None:
 
 
 def _location_digest(xmp: exiv2.XmpData) -> str:
-    """SHA-256 (16 hex digits) of the location properties (GPS pair, place text, with struct
-    members), whoever wrote them: their keys and values, sorted; not the containers (exiv2
-    reads back a struct node, ``type="Struct"``, that it was not given), and members named
-    without their prefix (ExifTool writes ``Iptc4xmpExt:City`` where exiv2 wrote ``iptcExt:``)."""
+    """SHA-256 (16 hex digits) of the location properties (GPS pair, place text, struct
+    members), sorted, each in one form: members without their prefix (ExifTool writes
+    ``Iptc4xmpExt:`` where exiv2 wrote ``iptcExt:``), degrees to 6 decimals, text in NFC; no
+    containers (exiv2 reads back a ``type="Struct"`` node it was not given)."""
     keys = _GPS + _PLACE_TEXT
-    found = sorted(f"{re.sub('/[^/:]+:', '/', d.key())}={d.toString()}" for d in xmp if (
-        d.key() in keys or d.key().startswith(tuple(k + c for k in keys for c in "[/")))
-        and not d.toString().startswith('type="'))
+    found = sorted(f"{re.sub('/[^/:]+:', '/', d.key())}={_same_form(d.key(), d.toString())}"
+                   for d in xmp if (d.key() in keys or d.key().startswith(
+                       tuple(k + c for k in keys for c in "[/")))
+                   and not d.toString().startswith('type="'))
     return hashlib.sha256("\n".join(found).encode()).hexdigest()[:16]
+
+
+def _same_form(key: str, value: str) -> str:
+    if key.endswith(("GPSLatitude", "GPSLongitude")):
+        with contextlib.suppress(ValueError):
+            return f"{parse_gps_coordinate(value):.6f}"
+    return unicodedata.normalize("NFC", value)
 
 
 def _set_location(xmp: exiv2.XmpData, name: str, place: Place) -> None:

@@ -3,7 +3,8 @@
 What happens to each photo (its status in the report, :data:`STATUSES`):
 
 * ``"has location"``: its EXIF already holds GPS coordinates, or a sidecar already holds a
-  location (see :class:`landmarklib.sidecars.SidecarInfo`): it is left alone;
+  location (see :class:`landmarklib.sidecars.SidecarInfo`), or held one this project wrote
+  and someone changed or deleted since: it is left alone;
 * ``"already tagged"``: a sidecar written by the same tagger (:func:`tagger_id`) is there (a
   run interrupted by Ctrl-C or a kill, run again, goes on where it stopped);
 * ``"tagged"``: the top-1 probability (calibrated when the model has a memory; an added
@@ -12,13 +13,16 @@ What happens to each photo (its status in the report, :data:`STATUSES`):
   keywords only, and the report's ``reason`` says so. A photo that already has a sidecar under
   the other naming convention gets no second one: its sidecar is merged into;
 * ``"not sure"``: below the threshold, or, for a model with a memory
-  (:mod:`landmarklib.memory`), below its stored "I don't know" threshold; nothing is written;
+  (:mod:`landmarklib.memory`), below its stored "I don't know" threshold; nothing is written
+  (an earlier tagger's answer in the sidecar stays, and the reason says so);
 * ``"failed"``: the photo (or an existing sidecar) cannot be read; the reason is reported and
   the run goes on.
 
 A location written by this project for another tagger is not "a location": the photo is tagged
-again, unless its location was changed since, by a person or a program (then it is the user's,
-and left alone): the sidecar's ``LocationDigest`` tells (see :mod:`landmarklib.sidecars`).
+again, unless any part of its location was changed since, by a person or a program (then it is
+the user's, and left alone): the sidecar's ``LocationDigest`` tells (see
+:mod:`landmarklib.sidecars`; a sidecar without one: its coordinates, city and country are
+still the landmark's).
 
 The photos are only ever read. The walk (:func:`landmarklib.images.find_photos`: the project's
 one rule for which files are photos; hidden files and folders skipped; symbolic links never
@@ -188,6 +192,9 @@ def _known_location(photo: Path, predictor, naming: str) -> TagRow | None:
         if info.model == model:
             row.status, row.reason = ALREADY_TAGGED, f"tagged by this model in {path.name}"
             return row
+        if info.location_unedited is False:  # even a location deleted by hand
+            row.reason = f"location in {path.name} changed since it was tagged: the user's"
+            return row
         if info.has_location and not _written_by_us(info, predictor):
             return row
     return None
@@ -206,15 +213,27 @@ def _target(photo: Path, naming: str) -> Path:
                 sidecars.sidecar_path(photo, naming))
 
 
+def _earlier_answer(photo: Path, naming: str) -> str | None:
+    """The landmark in the photo's sidecar if this project wrote it (for another tagger: a
+    photo tagged by this one is never classified again), else ``None``."""
+    path = _target(photo, naming)
+    try:
+        info = sidecars.read_sidecar(path) if path.is_file() else None
+    except SidecarError:
+        return None
+    return info.landmark if info is not None and info.model else None
+
+
 def _written_by_us(info: SidecarInfo, predictor) -> bool:
     """The sidecar's location is the one this project wrote (for some tagger), unedited: its
-    ``LocationDigest`` says so; in a sidecar without one, its coordinates are the landmark
-    table's or those of the predictor's added landmark of that name."""
+    ``LocationDigest`` says so; in a sidecar without one, its coordinates, city and country are
+    the landmark table's or those of the predictor's added landmark of that name."""
     if info.location_unedited is not None:
         return info.location_unedited
     where = getattr(predictor, "place", place_for)
     place = where(info.folder) if info.model and info.folder else None
     return (place is not None and place.latitude is not None and place.longitude is not None
+            and (info.city, info.country) == (place.city, place.country)
             and info.latitude is not None and info.longitude is not None
             and abs(info.latitude - place.latitude) < 1e-6
             and abs(info.longitude - place.longitude) < 1e-6)
@@ -312,11 +331,13 @@ def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
     tag = _tag_of(probabilities, predictor)
     name, probability, place = tag.name, tag.probability, tag.place
     row = TagRow(str(photo), NOT_SURE, name, probability)
-    if probability < threshold:
-        row.reason = f"top-1 probability below the threshold {threshold:g}"
-        return row
-    if not known:
-        row.reason = "not sure it shows a landmark the model knows (its memory's threshold)"
+    if probability < threshold or not known:
+        row.reason = (f"top-1 probability below the threshold {threshold:g}"
+                      if probability < threshold else
+                      "not sure it shows a landmark the model knows (its memory's threshold)")
+        earlier = _earlier_answer(photo, naming)
+        if earlier:
+            row.reason += f"; the sidecar keeps an earlier tagger's answer, {earlier}"
         return row
     row.status = TAGGED
     if place is None:

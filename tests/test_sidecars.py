@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import subprocess
+import unicodedata
 
 import pytest
 
 from landmarklib import sidecars
-from landmarklib.places import all_places, place_for, stand_in_places
+from landmarklib.places import Place, all_places, place_for, stand_in_places
 from landmarklib.sidecars import SidecarError, Tag, read_sidecar, sidecar_path, write_sidecar
 
 WHEN = datetime.datetime(2024, 5, 17, 14, 30, 5, tzinfo=datetime.timezone.utc)
@@ -245,9 +248,6 @@ def test_unicode_paths(tmp_path, exiftool):
 def test_the_location_digest_tells_ours_from_an_edit(tmp_path, exiftool):
     """Another program that rewrites the sidecar (ExifTool here) but not its location leaves
     it ours; an edit to any location property, or its removal, makes it the user's."""
-    import shutil
-    import subprocess
-
     ours = write_sidecar(tmp_path / "ours.jpg.xmp", tag_for("37.sydney"))
     assert read_sidecar(ours).location_unedited is True
     edits = {"rating.xmp": ["-XMP-xmp:Rating=2"], "city.xmp": ["-XMP-photoshop:City=Manly"],
@@ -263,6 +263,22 @@ def test_the_location_digest_tells_ours_from_an_edit(tmp_path, exiftool):
     assert exiftool([tmp_path / "rating.xmp"])[tmp_path / "rating.xmp"]["XMP-xmp:Rating"] == 2
     write_sidecar(tmp_path / "city.xmp", tag_for("16.Eiffel_Tower"))  # a new answer: ours again
     assert read_sidecar(tmp_path / "city.xmp").location_unedited is True
+    code = tmp_path / "code.xmp"  # a country code (digiKam, Lightroom fill it) is a location
+    shutil.copy(ours, code)
+    subprocess.run([shutil.which("exiftool"), "-overwrite_original", "-XMP-iptcCore:CountryCode=AU",
+                    str(code)], check=True, capture_output=True)
+    assert read_sidecar(code).location_unedited is False
+    # The same location written another way is unedited: degrees, minutes and seconds; NFD.
+    dms = tmp_path / "dms.xmp"
+    dms.write_text(ours.read_text(encoding="utf-8").replace('"33,51.138000S"', '"33,51,8.28S"'),
+                   encoding="utf-8")
+    assert read_sidecar(dms).location_unedited is True
+    cologne = Place("dom", "Kölner Dom", "Köln", "Deutschland", 50.9413, 6.9583)
+    nfd = write_sidecar(tmp_path / "nfd.xmp", Tag("Kölner Dom", "dom", 0.9, MODEL, cologne, WHEN))
+    nfd.write_text(nfd.read_text(encoding="utf-8").replace(
+        "Köln", unicodedata.normalize("NFD", "Köln")), encoding="utf-8")
+    assert "Ko\u0308ln" in nfd.read_text(encoding="utf-8")
+    assert read_sidecar(nfd).location_unedited is True
     older = tmp_path / "older.xmp"  # written before LocationDigest existed
     older.write_text(EXISTING, encoding="utf-8")
     assert read_sidecar(older).location_unedited is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -275,15 +276,42 @@ def test_another_model_leaves_a_location_the_user_changed(library, exiftool):
     user's; a rating changed elsewhere in a sidecar does not."""
     run([library])
     edited, rated = library / "2019/sf/golden gate.jpg.xmp", library / "2019/paris/eiffel_1.jpg.xmp"
-    for path, edit in ((edited, "-XMP-photoshop:City=Sausalito"), (rated, "-XMP-xmp:Rating=3")):
-        subprocess.run([shutil.which("exiftool"), "-overwrite_original", edit, str(path)],
+    older = library / "2019/paris/eiffel_2.JPG.xmp"  # as written before LocationDigest existed
+    older.write_text(re.sub(r'\s*landmarklib:LocationDigest="\w+"', "", older.read_text(
+        encoding="utf-8")), encoding="utf-8")
+    deleted = library / "Türkiye ☀/köprü İstanbul.jpg.xmp"
+    for path, edit in ((edited, ["-XMP-photoshop:City=Sausalito"]),
+                       (rated, ["-XMP-xmp:Rating=3"]), (older, ["-XMP-photoshop:City=Passy"]),
+                       (deleted, [f"-{key}=" for key in ("XMP-exif:GPSLatitude",
+                                  "XMP-exif:GPSLongitude", "XMP-photoshop:City",
+                                  "XMP-photoshop:Country", "XMP-iptcCore:Location",
+                                  "XMP-iptcExt:LocationShown")])):
+        subprocess.run([shutil.which("exiftool"), "-overwrite_original", *edit, str(path)],
                        check=True, capture_output=True)
-    rows = statuses(run([library], colour_classifier("colours@2")), library)
-    assert rows["2019/sf/golden gate.jpg"] == (tagging.HAS_LOCATION, "Golden Gate Bridge")
+    assert read_sidecar(older).location_unedited is None and not read_sidecar(deleted).has_location
+    summary = run([library], colour_classifier("colours@2"))
+    rows = statuses(summary, library)
+    for name in ("2019/sf/golden gate.jpg", "2019/paris/eiffel_2.JPG",
+                 "Türkiye ☀/köprü İstanbul.jpg"):
+        assert rows[name][0] == tagging.HAS_LOCATION, name
     assert (read_sidecar(edited).city, read_sidecar(edited).model) == ("Sausalito", "colours@1")
+    assert read_sidecar(older).city == "Passy" and not read_sidecar(deleted).has_location
+    row = next(r for r in summary.rows if r.file.endswith("köprü İstanbul.jpg"))
+    assert row.reason.endswith("changed since it was tagged: the user's")
     assert rows["2019/paris/eiffel_1.jpg"] == (tagging.TAGGED, "Eiffel Tower")
     assert read_sidecar(rated).model == "colours@2"
     assert exiftool([rated])[rated]["XMP-xmp:Rating"] == 3
+
+
+def test_a_new_tagger_not_sure_says_the_sidecar_keeps_the_earlier_answer(library):
+    run([library])
+    summary = run([library], colour_classifier("colours@2"), threshold=0.99)
+    row = next(r for r in summary.rows if r.file.endswith("eiffel_1.jpg"))
+    assert row.status == tagging.NOT_SURE
+    assert row.reason.endswith("the sidecar keeps an earlier tagger's answer, Eiffel Tower")
+    fog = next(r for r in summary.rows if r.file.endswith("fog.jpg"))
+    assert fog.status == tagging.NOT_SURE and "earlier" not in fog.reason
+    assert read_sidecar(library / "2019/paris/eiffel_1.jpg.xmp").model == "colours@1"
 
 
 def test_interrupted_run_finishes_on_the_second(library):
