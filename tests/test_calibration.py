@@ -93,6 +93,15 @@ def test_the_combined_score_sums_the_logs_of_the_validation_ranks():
     with pytest.raises(ValueError, match="'imagenet_knn' score needs the ImageNet"):
         calibration.known_score("msp+knn+imagenet_knn", probabilities, similarity=similarity,
                                 reference=reference)
+    # as a veto, the ImageNet share (1/5, 5/5, 2/5) counts only below IMAGENET_VETO
+    veto = calibration.IMAGENET_VETO
+    vetoed = calibration.known_score("msp+knn+imagenet_veto", probabilities,
+                                     similarity=similarity, reference=reference,
+                                     imagenet_similarity=imagenet)
+    shares = np.array([1, 5, 2]) / 5
+    assert vetoed == pytest.approx(expected + np.minimum(np.log(shares / veto), 0))
+    assert calibration.combine_scores({"knn": similarity}, reference, {"knn": 0.5}) == \
+        pytest.approx([0.0, np.log(0.2 / 0.5), 0.0])  # shares 1, 0.2, 0.6
 
 
 def test_detection_metrics_of_perfect_inverted_and_useless_scores():

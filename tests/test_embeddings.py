@@ -66,7 +66,7 @@ def test_fit_calibration_stores_the_temperature_and_the_threshold(tiny_memory):
 def test_a_fine_tuned_model_tells_photos_of_no_landmark_by_its_imagenet_embeddings(
         tiny_finetuned_memory, tiny_finetuned_model_file, tmp_path):
     memory, predictor = tiny_finetuned_memory, Predictor(tiny_finetuned_model_file)
-    assert memory.score == embeddings.DEFAULT_SCORE == "msp+knn+imagenet_knn"
+    assert memory.score == embeddings.DEFAULT_SCORE == "msp+knn+imagenet_veto"
     assert memory.imagenet.shape == (56, 192) and memory.valid_imagenet.shape == (14, 192)
     assert memory.imagenet.dtype == np.float16
     valid = memory.references()["imagenet_knn"]

@@ -22,7 +22,7 @@ from landmarklib.cli.options import DATA_HELP, MODEL_HELP, probability
 #: The names of :data:`landmarklib.calibration.SCORES`, without importing NumPy to parse a
 #: command line (a test keeps the two equal).
 SCORE_NAMES = ("msp", "energy", "max_logit", "knn", "imagenet_knn", "msp+knn",
-               "msp+knn+imagenet_knn")
+               "msp+knn+imagenet_knn", "msp+knn+imagenet_veto")
 
 _GOAL = "share of the validation photos of known landmarks to accept (0.95)"
 
@@ -34,8 +34,8 @@ def add_parsers(commands) -> None:
     index.add_argument("--data", help=DATA_HELP)
     index.add_argument("--accept", type=probability, default=0.95, help=_GOAL)
     index.add_argument("--score", default=None, choices=SCORE_NAMES,
-                       help="known-landmark score (default: msp+knn+imagenet_knn, or msp+knn for a "
-                            "model without ImageNet embeddings: the best on landmarks44's "
+                       help="known-landmark score (default: msp+knn+imagenet_veto, or msp+knn "
+                            "for a model without ImageNet embeddings: the best on landmarks44's "
                             "validation photos; see benchmarks/README.md)")
     index.add_argument("--model", help=MODEL_HELP)
     index.set_defaults(run=_index)
