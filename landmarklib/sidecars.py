@@ -130,8 +130,8 @@ class SidecarInfo:
         latitude, longitude: degrees (WGS84) from ``exif:GPSLatitude``/``GPSLongitude``;
             ``None`` if absent or not in a form this module reads.
         has_location: the sidecar holds a location: the GPS pair (readable or not) or any place
-            text (``photoshop:City``/``State``/``Country``, ``Iptc4xmpCore:Location``,
-            ``Iptc4xmpExt:LocationShown``/``LocationCreated``).
+            text (``photoshop:City``/``State``/``Country``, ``Iptc4xmpCore:Location``/
+            ``CountryCode``, ``Iptc4xmpExt:LocationShown``/``LocationCreated``).
         city, country: ``photoshop:City`` and ``photoshop:Country`` (``""`` if absent).
         keywords: ``dc:subject``.
         model, landmark, folder, probability, tagged_at: the project's own properties, written

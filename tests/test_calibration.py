@@ -102,6 +102,10 @@ def test_the_combined_score_sums_the_logs_of_the_validation_ranks():
     assert vetoed == pytest.approx(expected + np.minimum(np.log(shares / veto), 0))
     assert calibration.combine_scores({"knn": similarity}, reference, {"knn": 0.5}) == \
         pytest.approx([0.0, np.log(0.2 / 0.5), 0.0])  # shares 1, 0.2, 0.6
+    many = {"imagenet_knn": np.linspace(0.3, 0.9, 199)}  # 199 validation photos: shares of 200
+    lowest = calibration.combine_scores({"imagenet_knn": np.array([0.1, 0.3, 0.9])}, many,
+                                        calibration.VETOES["msp+knn+imagenet_veto"])
+    assert lowest == pytest.approx([np.log(1 / 200 / veto), np.log(2 / 200 / veto), 0.0])
 
 
 def test_detection_metrics_of_perfect_inverted_and_useless_scores():

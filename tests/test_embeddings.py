@@ -81,10 +81,15 @@ def test_a_fine_tuned_model_tells_photos_of_no_landmark_by_its_imagenet_embeddin
     # more) or test photo (0.62 and more) is: 0.29-0.31
     assert similarity[:len(stripes)].max() < valid.min() - 0.05
     assert similarity[len(stripes):].min() > similarity[:len(stripes)].max() + 0.2
-    score = embeddings.recognise(memory, *(np.stack([getattr(a, name) for a in answers])
-                                           for name in ("log_probs", "embedding", "logits")),
+    arrays = [np.stack([getattr(a, name) for a in answers])
+              for name in ("log_probs", "embedding", "logits")]
+    score = embeddings.recognise(replace(memory, score="msp+knn+imagenet_knn"), *arrays,
                                  imagenet=imagenet).score
     assert score[:len(stripes)].max() < score[len(stripes):].min()
+    # the default's veto cannot act with 14 validation photos (a share is at least 1/15)
+    vetoed = embeddings.recognise(memory, *arrays, imagenet=imagenet).score
+    assert vetoed.tolist() == embeddings.recognise(replace(memory, score="msp+knn"), *arrays,
+                                                   imagenet=imagenet).score.tolist()
     # added, the stripes are a landmark: their ImageNet embeddings join the memory
     added = adding.add_landmark(memory, "Striped Tower", answers[:3])
     assert added.imagenet.shape == (59, 192)
