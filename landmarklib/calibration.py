@@ -53,11 +53,12 @@ COMBINED = {"msp+knn": ("msp", "knn"), "msp+knn+imagenet_knn": ("msp", "knn", "i
 
 #: In ``"msp+knn+imagenet_veto"``, the ImageNet similarity counts only for a photo less similar
 #: to the nearest training photo than all but this share of the validation photos are: one
-#: unlike every landmark photo. A landmark the model does not know still looks like a landmark in ImageNet's
-#: features, so, counted in full, they hide it among the known ones. Chosen on validation
-#: photos over three sets of held-out landmarks (``benchmarks/beyond.py --held-seed``). With
-#: fewer than ``1 / IMAGENET_VETO`` (50) validation photos it never acts (a share is at least
-#: ``1 / (V + 1)``), and the score is ``msp+knn``'s (landmarks44 has 880 validation photos).
+#: unlike every landmark photo. A landmark the model does not know still looks like a landmark
+#: in ImageNet's features, so, counted in full, they hide it among the known ones. Chosen on
+#: validation photos over three sets of held-out landmarks (``benchmarks/beyond.py
+#: --held-seed``). With fewer than ``1 / IMAGENET_VETO`` (50) validation photos it never acts (a
+#: share is at least ``1 / (V + 1)``), and the score is ``msp+knn``'s (landmarks44 has 880
+#: validation photos).
 IMAGENET_VETO = 0.02
 
 #: The parts of a combined score counted as a veto only, and below which share.
