@@ -214,14 +214,16 @@ def _target(photo: Path, naming: str) -> Path:
 
 
 def _earlier_answer(photo: Path, naming: str) -> str | None:
-    """The landmark in the photo's sidecar if this project wrote it (for another tagger: a
-    photo tagged by this one is never classified again), else ``None``."""
-    path = _target(photo, naming)
-    try:
-        info = sidecars.read_sidecar(path) if path.is_file() else None
-    except SidecarError:
-        return None
-    return info.landmark if info is not None and info.model else None
+    """The landmark in a sidecar of the photo (either naming) that this project wrote (for
+    another tagger: a photo tagged by this one is never classified again), else ``None``."""
+    for path in filter(Path.is_file, _sidecars_of(photo, naming)):
+        try:
+            info = sidecars.read_sidecar(path)
+        except SidecarError:
+            continue
+        if info.model:
+            return info.landmark
+    return None
 
 
 def _written_by_us(info: SidecarInfo, predictor) -> bool:

@@ -312,6 +312,13 @@ def test_a_new_tagger_not_sure_says_the_sidecar_keeps_the_earlier_answer(library
     fog = next(r for r in summary.rows if r.file.endswith("fog.jpg"))
     assert fog.status == tagging.NOT_SURE and "earlier" not in fog.reason
     assert read_sidecar(library / "2019/paris/eiffel_1.jpg.xmp").model == "colours@1"
+    # the earlier answer in the other naming's sidecar, beside a sidecar of the user's
+    shutil.copy(library / "2019/paris/eiffel_1.jpg.xmp", library / "2019/paris/eiffel_1.xmp")
+    (library / "2019/paris/eiffel_1.jpg.xmp").write_text(USER_SIDECAR.format(extra=""),
+                                                         encoding="utf-8")
+    summary = run([library], colour_classifier("colours@3"), threshold=0.99)
+    row = next(r for r in summary.rows if r.file.endswith("eiffel_1.jpg"))
+    assert row.reason.endswith("the sidecar keeps an earlier tagger's answer, Eiffel Tower")
 
 
 def test_interrupted_run_finishes_on_the_second(library):
