@@ -147,6 +147,7 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
 
     summary = summary if summary is not None else TagSummary()
     summary.dry_run = dry_run
+    tagger, earlier = tagger_id(predictor), {}  # earlier: photo -> an earlier tagger's answer
     with tqdm(unit="photo", desc="Tagging", disable=not progress) as bar:
         def finish(row: TagRow) -> None:
             summary.add(row)
@@ -155,49 +156,51 @@ def tag_paths(paths: Iterable[str | os.PathLike], predictor, *,
 
         def to_classify() -> Iterator[Path]:  # runs in this thread, as classify_photos asks
             for photo in find_photos(paths):
-                known = _known_location(photo, predictor, naming)
-                if known is None:
-                    yield photo
-                else:
+                known, other = _known_location(photo, predictor, tagger, naming)
+                if known is not None:
                     finish(known)
+                    continue
+                if other is not None:  # kept until the photo is answered: memory stays flat
+                    earlier[str(photo)] = other
+                yield photo
 
         for answer in classify_photos(to_classify(), predictor, batch_size, workers):
+            other = earlier.pop(str(answer.path), None)
             if answer.error is not None:
                 finish(TagRow(str(answer.path), FAILED, reason=getattr(
                     answer.error, "reason", str(answer.error))))
             else:
-                finish(_decide(answer.path, answer.probabilities, predictor, threshold, naming,
-                               dry_run, answer.known))
+                finish(_decide(answer, predictor, tagger, threshold, naming, dry_run, other))
     return summary
 
 
-def _known_location(photo: Path, predictor, naming: str) -> TagRow | None:
-    """The row of a photo whose EXIF or sidecars settle it (has a location, already tagged, or
-    a sidecar that cannot be read); ``None`` if it must be classified. Both namings are read:
-    a location in either is a location."""
-    model = tagger_id(predictor)
-    found = _exif_gps(photo)
+def _known_location(photo: Path, predictor, tagger: str, naming: str
+                    ) -> tuple[TagRow | None, str | None]:
+    """``(row, earlier)``: the row of a photo whose EXIF or sidecars settle it (has a location,
+    already tagged by ``tagger``, or a sidecar that cannot be read), ``None`` if it must be
+    classified; and the landmark another tagger wrote into a sidecar of it (or ``None``). Both
+    namings are read: a location in either is a location."""
+    found, earlier = _exif_gps(photo), None
     if found is not None:
         return TagRow(str(photo), HAS_LOCATION, latitude=found[0], longitude=found[1],
-                      reason="GPS coordinates in the photo's EXIF")
-    for path in _sidecars_of(photo, naming):
-        if not path.is_file():
-            continue
+                      reason="GPS coordinates in the photo's EXIF"), None
+    for path in filter(Path.is_file, _sidecars_of(photo, naming)):
         try:
             info = sidecars.read_sidecar(path)
         except SidecarError as error:
-            return TagRow(str(photo), FAILED, reason=f"{error} (left as it is)")
+            return TagRow(str(photo), FAILED, reason=f"{error} (left as it is)"), None
         row = TagRow(str(photo), HAS_LOCATION, info.landmark or "", info.probability,
                      info.latitude, info.longitude, f"location in {path.name}")
-        if info.model == model:
+        if info.model == tagger:
             row.status, row.reason = ALREADY_TAGGED, f"tagged by this model in {path.name}"
-            return row
+            return row, None
         if info.location_unedited is False:  # even a location deleted by hand
             row.reason = f"location in {path.name} changed since it was tagged: the user's"
-            return row
+            return row, None
         if info.has_location and not _written_by_us(info, predictor):
-            return row
-    return None
+            return row, None
+        earlier = earlier or (info.landmark if info.model else None)
+    return None, earlier
 
 
 def _sidecars_of(photo: Path, naming: str) -> list[Path]:
@@ -211,19 +214,6 @@ def _target(photo: Path, naming: str) -> Path:
     never gets two; else a new one with the chosen naming."""
     return next((path for path in _sidecars_of(photo, naming) if path.is_file()),
                 sidecars.sidecar_path(photo, naming))
-
-
-def _earlier_answer(photo: Path, naming: str) -> str | None:
-    """The landmark in a sidecar of the photo (either naming) that this project wrote (for
-    another tagger: a photo tagged by this one is never classified again), else ``None``."""
-    for path in filter(Path.is_file, _sidecars_of(photo, naming)):
-        try:
-            info = sidecars.read_sidecar(path)
-        except SidecarError:
-            continue
-        if info.model:
-            return info.landmark
-    return None
 
 
 def _written_by_us(info: SidecarInfo, predictor) -> bool:
@@ -287,7 +277,7 @@ def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
     """
     import tempfile
 
-    tag = _tag_of(probabilities, predictor)
+    tag = _tag_of(probabilities, predictor, tagger_id(predictor))
     if tag.probability < threshold or not known:
         return None
     path = sidecars.sidecar_path(Path(tempfile.mkdtemp(prefix="landmarklib-")) /
@@ -295,13 +285,13 @@ def sidecar_for(photo_name: str, probabilities: np.ndarray, predictor,
     return sidecars.write_sidecar(path, tag)
 
 
-def _tag_of(probabilities: np.ndarray, predictor) -> sidecars.Tag:
+def _tag_of(probabilities: np.ndarray, predictor, tagger: str) -> sidecars.Tag:
     """What would be written for a photo's top-1 class (the place's name where there is one)."""
     top = int(np.argmax(probabilities))
     folder, name = predictor.class_folders[top], predictor.class_names[top]
     place = predictor.place(name) or place_for(folder)
     return sidecars.Tag(place.name if place else name, folder, float(probabilities[top]),
-                        tagger_id(predictor), place)
+                        tagger, place)
 
 
 def tagger_id(predictor) -> str:
@@ -327,17 +317,17 @@ def tagger_id(predictor) -> str:
     return f"{predictor.model_id}+memory@sha256:{digest.hexdigest()[:12]}"
 
 
-def _decide(photo: Path, probabilities: np.ndarray, predictor, threshold: float,
-            naming: str, dry_run: bool, known: bool = True) -> TagRow:
-    """Tag one classified photo (or not), and say so in its report row."""
-    tag = _tag_of(probabilities, predictor)
+def _decide(answer, predictor, tagger: str, threshold: float, naming: str, dry_run: bool,
+            earlier: str | None) -> TagRow:
+    """Tag one classified photo (an :class:`~landmarklib.deployment.Answer`) or not, and say so
+    in its report row (``earlier``: the answer of another tagger in its sidecar, kept)."""
+    photo, tag = answer.path, _tag_of(answer.probabilities, predictor, tagger)
     name, probability, place = tag.name, tag.probability, tag.place
     row = TagRow(str(photo), NOT_SURE, name, probability)
-    if probability < threshold or not known:
+    if probability < threshold or not answer.known:
         row.reason = (f"top-1 probability below the threshold {threshold:g}"
                       if probability < threshold else
                       "not sure it shows a landmark the model knows (its memory's threshold)")
-        earlier = _earlier_answer(photo, naming)
         if earlier:
             row.reason += f"; the sidecar keeps an earlier tagger's answer, {earlier}"
         return row
