@@ -186,10 +186,8 @@ def read_sidecar(path: str | os.PathLike) -> SidecarInfo:
     text = {d.key(): d.toString() for d in xmp}
     latitude = longitude = None
     if all(key in text for key in _GPS):
-        try:
+        with contextlib.suppress(ValueError):  # not a form this module reads: None, None
             latitude, longitude = (parse_gps_coordinate(text[key]) for key in _GPS)
-        except ValueError:
-            latitude = longitude = None
     try:
         probability = float(text[f"Xmp.{PREFIX}.Probability"])
     except (KeyError, ValueError):
@@ -232,8 +230,7 @@ def write_sidecar(path: str | os.PathLike, tag: Tag) -> Path:
     path = Path(path)
     _register_namespace()
     xmp = _read_xmp(path) if path.exists() else exiv2.XmpData()
-    for key in _OURS:
-        _erase(xmp, key)
+    _erase(xmp, _OURS)
     if tag.place is not None:
         _set_location(xmp, tag.name, tag.place)
     _merge_keywords(xmp, tag)
@@ -308,23 +305,25 @@ def _read_xmp(path: Path) -> exiv2.XmpData:
         return image.xmpData()
 
 
-def _erase(xmp: exiv2.XmpData, key: str) -> None:
-    """Remove ``key`` and, for an array or struct, its members (``key[1]/...``)."""
-    for found in [d.key() for d in xmp if d.key() == key or d.key().startswith((key + "[",
-                                                                                key + "/"))]:
+def _within(xmp: exiv2.XmpData, keys: tuple[str, ...]) -> list:
+    """The properties ``keys`` and, for an array or struct, their members (``key[1]/...``)."""
+    members = tuple(key + mark for key in keys for mark in "[/")
+    return [d for d in xmp if d.key() in keys or d.key().startswith(members)]
+
+
+def _erase(xmp: exiv2.XmpData, keys: tuple[str, ...]) -> None:
+    """Remove the properties ``keys`` and their members (:func:`_within`)."""
+    for found in [d.key() for d in _within(xmp, keys)]:
         del xmp[found]
 
 
 def _location_digest(xmp: exiv2.XmpData) -> str:
-    """SHA-256 (16 hex digits) of the location properties (GPS pair, place text, struct
-    members), sorted, each in one form: members without their prefix (ExifTool writes
-    ``Iptc4xmpExt:`` where exiv2 wrote ``iptcExt:``), degrees to 6 decimals, text in NFC; no
-    containers (exiv2 reads back a ``type="Struct"`` node it was not given)."""
-    keys = _GPS + _PLACE_TEXT
+    """SHA-256 (16 hex digits) of the location properties and members, sorted, in one form:
+    members without their prefix (ExifTool writes ``Iptc4xmpExt:``, exiv2 ``iptcExt:``), degrees
+    to 6 decimals, NFC text; no containers (exiv2 reads back a ``type="Struct"`` node)."""
     found = sorted(f"{re.sub('/[^/:]+:', '/', d.key())}={_same_form(d.key(), d.toString())}"
-                   for d in xmp if (d.key() in keys or d.key().startswith(
-                       tuple(k + c for k in keys for c in "[/")))
-                   and not d.toString().startswith('type="'))
+                   for d in _within(xmp, _GPS + _PLACE_TEXT)
+                   if not d.toString().startswith('type="'))
     return hashlib.sha256("\n".join(found).encode()).hexdigest()[:16]
 
 
@@ -390,7 +389,7 @@ def _set_bag(xmp: exiv2.XmpData, key: str, items: list[str], seq: bool = False) 
     """Replace an XMP array by ``items`` (removed when empty)."""
     import exiv2
 
-    _erase(xmp, key)
+    _erase(xmp, (key,))
     if items:
         value = exiv2.XmpArrayValue(exiv2.TypeId.xmpSeq if seq else exiv2.TypeId.xmpBag)
         for item in items:
