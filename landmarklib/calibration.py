@@ -267,9 +267,9 @@ def combine_scores(scores: dict[str, np.ndarray], reference: dict[str, np.ndarra
     for name, values in scores.items():
         known = np.sort(np.asarray(reference[name], dtype=np.float64))
         below = np.searchsorted(known, np.asarray(values, dtype=np.float64), side="right")
-        share = np.log((below + 1) / (len(known) + 1))
+        log_share = np.log((below + 1) / (len(known) + 1))
         veto = (vetoes or {}).get(name)
-        total = total + (share if veto is None else np.minimum(share - np.log(veto), 0.0))
+        total = total + (log_share if veto is None else np.minimum(log_share - np.log(veto), 0))
     return np.asarray(total, dtype=np.float64)
 
 
