@@ -18,6 +18,7 @@ the command line: ``landmarklib add-landmark``, ``remove-landmark``, ``landmarks
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from landmarklib.memory import Landmark, Memory, embeddings_of, nearest_similarity
-from landmarklib.places import place_for
+from landmarklib.places import name_key, place_for
 
 __all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "VOUCH_QUANTILE", "add_landmark",
            "remove_landmark", "added_margin", "claims", "vouched"]
@@ -56,20 +57,21 @@ VOUCH_QUANTILE = 0.01
 
 
 def _check_new(memory: Memory, name: str, latitude, longitude) -> str:
-    """The name, stripped; raises ValueError for a bad name or bad coordinates."""
-    name = name.strip()
+    """The name, stripped and in Unicode NFC; raises ValueError for a bad name or bad
+    coordinates. Names compare as :func:`~landmarklib.places.name_key` does."""
+    name = unicodedata.normalize("NFC", name.strip())
     if not name or "\n" in name:
         raise ValueError(f"a landmark needs a name on one line, got {name!r}")
     if "|" in name or "/" in name:
         raise ValueError(f"a landmark's name cannot hold '|' or '/' (they separate the levels "
                          f"of photo managers' keyword hierarchies), got {name!r}")
-    taken = {known.casefold(): known for known in memory.names}
+    taken = {name_key(known): known for known in memory.names}
     for trained in memory.class_names:  # and the names tag writes for them (the place table)
         place = place_for(trained)
         if place is not None:
-            taken.setdefault(place.name.casefold(), place.name)
-    if name.casefold() in taken:
-        raise ValueError(f"the model already knows a landmark called {taken[name.casefold()]!r};"
+            taken.setdefault(name_key(place.name), place.name)
+    if name_key(name) in taken:
+        raise ValueError(f"the model already knows a landmark called {taken[name_key(name)]!r};"
                          " choose another name (or remove the added one first)")
     if (latitude is None) != (longitude is None):
         raise ValueError("give both the latitude and the longitude, or neither")
@@ -104,7 +106,8 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
 
     Args:
         memory: the model's memory.
-        name: the display name; not one the model already knows (case ignored).
+        name: the display name, stored in Unicode NFC; not one the model already knows
+            (compared as :func:`~landmarklib.places.name_key` does).
         answers: :class:`~landmarklib.deployment.Answer` objects of at least
             :data:`MIN_PHOTOS` different photos of the landmark.
         where: ``"City, Country"``: the country after the last comma, the city before it
@@ -183,21 +186,22 @@ def _prototype(memory: Memory, rows: np.ndarray, answers: list,
 
 
 def remove_landmark(memory: Memory, name: str) -> Memory:
-    """The memory without the added landmark ``name`` (case ignored), its photos and their
-    embeddings; ``memory`` is not changed.
+    """The memory without the added landmark ``name`` (compared as
+    :func:`~landmarklib.places.name_key` does: case and Unicode normalisation ignored), its
+    photos and their embeddings; ``memory`` is not changed.
 
     Raises:
         ValueError: ``name`` is a class the network was trained on, or no added landmark.
     """
-    added = [landmark.name.casefold() for landmark in memory.landmarks]
-    if name.strip().casefold() not in added:
-        trained = name.strip().casefold() in {n.casefold() for n in memory.class_names}
+    added = [name_key(landmark.name) for landmark in memory.landmarks]
+    if name_key(name) not in added:
+        trained = name_key(name) in {name_key(n) for n in memory.class_names}
         raise ValueError(
             f"{name!r} is a class the network was trained on; only added landmarks can be "
             "removed" if trained else
             f"no added landmark is called {name!r}; added: "
             f"{', '.join(m.name for m in memory.landmarks) or 'none'}")
-    index = added.index(name.strip().casefold())
+    index = added.index(name_key(name))
     label = len(memory.class_names) + index
     keep = memory.labels != label
     labels = memory.labels[keep]

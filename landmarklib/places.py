@@ -75,7 +75,7 @@ import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Place", "all_places", "display_name", "place_for", "stand_in_places"]
+__all__ = ["Place", "all_places", "display_name", "name_key", "place_for", "stand_in_places"]
 
 _TABLE = "landmarks.csv"
 _STAND_IN_TABLE = "landmarks44.csv"
@@ -212,11 +212,16 @@ def place_for(class_name_or_folder: str) -> Place | None:
         The matching :class:`Place`, or ``None`` for a class this table does
         not know (for example one from another dataset).
     """
-    return _lookup().get(_key(class_name_or_folder))
+    return _lookup().get(name_key(class_name_or_folder))
 
 
-def _key(text: str) -> str:
-    """Normalise a name for case-insensitive lookup."""
+def name_key(text: str) -> str:
+    """A landmark's name as compared: Unicode NFC, outer spaces stripped, case folded.
+
+    Two spellings of one name compare equal: ``"Haleakalā"`` typed on a Mac (``a`` and a
+    combining macron, NFD) and elsewhere (one character, NFC), ``"GOLDEN GATE "`` and
+    ``"golden gate"``.
+    """
     return unicodedata.normalize("NFC", text).strip().casefold()
 
 
@@ -226,5 +231,5 @@ def _lookup() -> dict[str, Place]:
     index: dict[str, Place] = {}
     for place in all_places() + stand_in_places():
         for spelling in (place.folder, display_name(place.folder), place.name):
-            index.setdefault(_key(spelling), place)
+            index.setdefault(name_key(spelling), place)
     return index

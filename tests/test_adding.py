@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pytest
 from helpers import network_outputs as outputs
@@ -69,6 +71,9 @@ def test_bad_landmarks_are_refused_with_clear_messages(tiny_memory, tiny_predict
         # the place table's name of a trained class (what tag writes), not its folder's
         ("haleakalā national park", photos, {},
          "already knows a landmark called 'Haleakalā National Park'"),
+        # the same name typed with a combining macron (Unicode NFD, as macOS file names are)
+        (unicodedata.normalize("NFD", "Haleakalā National Park"), photos, {},
+         "already knows a landmark called 'Haleakalā National Park'"),
         ("Church|Tower", photos, {}, "cannot hold '|' or '/'"),
         ("  ", photos, {}, "needs a name"),
         ("Striped", photos, {"latitude": 91.0, "longitude": 0.0},
@@ -98,6 +103,18 @@ def test_remove_a_landmark(tiny_memory, tiny_predictor, tmp_path):
         adding.remove_landmark(memory, "Taj Mahal")
     with pytest.raises(ValueError, match="no added landmark is called 'Third'; added: First"):
         adding.remove_landmark(memory, "Third")
+
+
+def test_a_name_is_stored_in_nfc_and_found_in_either_form(tiny_memory, tiny_predictor,
+                                                           tmp_path):
+    answers = list(classify_photos(striped_photos(tmp_path / "stripes", 3), tiny_predictor))
+    composed, decomposed = "Kapelle Ständer", unicodedata.normalize("NFD", "Kapelle Ständer")
+    assert composed != decomposed
+    memory = adding.add_landmark(tiny_memory, decomposed, answers)
+    assert memory.names[-1] == composed
+    with pytest.raises(ValueError, match="already knows a landmark called 'Kapelle Ständer'"):
+        adding.add_landmark(memory, composed.upper(), answers)
+    assert adding.remove_landmark(memory, decomposed).landmarks == []
 
 
 def test_an_added_landmark_takes_only_the_photos_its_own_photos_vouch_for(
