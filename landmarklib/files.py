@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,9 @@ ABANDONED_AFTER_S = 600
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """A temporary path to write to; on success it replaces ``path`` in one step.
+
+    A file replaced keeps its permission bits (a read-only model file stays read-only, as
+    ``sed -i`` leaves it); a new one gets those ``open`` gives (0666 less the umask).
 
     Example::
 
@@ -68,6 +72,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
         if durable:
             with open(tmp, "rb+") as written:
                 os.fsync(written.fileno())
+        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions
+            shutil.copymode(path, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

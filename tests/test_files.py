@@ -83,3 +83,11 @@ def test_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by a photo manager, not only by us
+
+
+def test_a_file_replaced_keeps_its_permissions(tmp_path):
+    path = write_text(tmp_path / "memory.json", "{}")
+    for mode in (0o444, 0o600):
+        path.chmod(mode)
+        write_text(path, f'{{"mode": {mode}}}')
+        assert path.stat().st_mode & 0o777 == mode and path.read_text() == f'{{"mode": {mode}}}'
