@@ -123,6 +123,10 @@ def test_an_added_landmark_is_answered_everywhere(added, stripes, capsys, tmp_pa
     (result,) = json.loads(capsys.readouterr().out)
     assert result["predictions"][0]["name"] == "Striped Tower" and result["known"] is True
     assert result["predictions"][0]["city"] == "Ely" and len(result["similar"]) == 3
+    assert cli.main(["predict", str(stripes[3]), "-k", "2", "--model", str(added)]) == 0
+    answer, evidence = capsys.readouterr().out.strip().splitlines()
+    assert answer.startswith(f"{stripes[3]}: Striped Tower (")
+    assert evidence.startswith("  most similar: Striped Tower 0.") and evidence.count(".jpg)") == 3
     library = tmp_path / "library"
     library.mkdir()
     shutil.copy(stripes[3], library / "church.jpg")

@@ -77,6 +77,10 @@ def _predict(args) -> int:
             unknown = "" if answer.known else " (not sure it shows a landmark I know)"
             print(f"{answer.path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top)
                   + unknown)
+            if answer.neighbours:  # the evidence, as the apps show it (--json: whole paths)
+                print("  most similar: " + ", ".join(f"{n.name} {n.similarity:.2f} "
+                                                     f"({Path(n.path).name})"
+                                                     for n in answer.neighbours))
     if args.json:
         print(json.dumps(answers, indent=1, ensure_ascii=False))
     return 1 if failures else 0
