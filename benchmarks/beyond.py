@@ -11,6 +11,8 @@
    (landmarklib.adding.add_landmark; numpy's default_rng(draw), --draws draws), reports
    top-1 on their test photos (also by class) and the 40 original classes' before and after
    adding.
+   Then the same with 3 to 80 photos each, 5 draws: the added landmarks' top-1 by the
+   number of photos.
 4. Compares the combination rules (nearest class mean, margins against class means and
    the nearest training photo), raw and centred, with and without the mirror images.
 5. Known or unknown (beyond_scores.py): AUROC and FPR at 95% TPR of every score of
@@ -69,6 +71,7 @@ def main() -> None:
     outputs = classify_all(predictor, root, args.data, held, args.far)
     memory, results["calibration"] = calibrated_memory(predictor, outputs, root)
     results["adding"] = adding(memory, outputs, args.draws)
+    results["by_photos"] = by_photos(memory, outputs, min(args.draws, 5))
     results["rules"] = rules(memory, outputs, args.draws)
     results["unknown"] = unknown(memory, outputs)
     results["other_scores"] = other_scores(memory, outputs)
@@ -268,6 +271,30 @@ def adding(memory, outputs: dict, draws: int) -> dict:
           f"({mean['far_answered_added']:.1%} answered as an added landmark)",
           flush=True)
     return result
+
+
+def by_photos(memory, outputs: dict, draws: int, counts=(3, 5, 10, 20, 40, 80)) -> dict:
+    """Test top-1 of the added and the trained landmarks when each landmark is added from
+    ``counts`` photos (and their mirror images), mean over ``draws`` draws: whether more
+    photos would close the gap to the target."""
+    from landmarklib.adding import add_landmark
+
+    table = {}
+    for count in counts:
+        runs = []
+        for seed in range(draws):
+            added = memory
+            for j, (photos, mirrored) in enumerate(zip(
+                    draw(outputs, seed, count), draw(outputs, seed, count, "added_train_mirror"))):
+                added = add_landmark(added, f"added {j}", photos, mirrored=mirrored)
+            answers, labels = outputs["added_test"]
+            runs.append((top1(added, answers, labels + len(memory.class_names)),
+                         top1(added, *outputs["test"])))
+        table[count] = dict(zip(("added", "original"), np.mean(runs, axis=0).tolist()))
+    print(f"By photos per added landmark (test top-1, mean of {draws} draws): " + "; ".join(
+        f"{n}: added {r['added']:.1%}, original {r['original']:.1%}" for n, r in table.items()),
+        flush=True)
+    return table
 
 
 def undrawn(outputs: dict, seed: int) -> tuple[list, np.ndarray]:
