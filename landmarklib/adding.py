@@ -28,8 +28,8 @@ import numpy as np
 from landmarklib.memory import Landmark, Memory, embeddings_of, nearest_similarity
 from landmarklib.places import name_key, place_for
 
-__all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "VOUCH_QUANTILE", "add_landmark",
-           "remove_landmark", "added_margin", "claims", "vouched"]
+__all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "VOUCH_QUANTILE", "NameTakenError",
+           "add_landmark", "remove_landmark", "added_margin", "claims", "vouched"]
 
 #: The fewest photos a landmark can be added from.
 MIN_PHOTOS = 3
@@ -56,23 +56,36 @@ SHARPNESS = 12.0
 VOUCH_QUANTILE = 0.01
 
 
+def _trained_names(memory: Memory) -> dict[str, str]:
+    """``{name_key: name}`` of the classes the network was trained on, and of the names tag
+    writes for them (the place table's)."""
+    names = {name_key(trained): trained for trained in memory.class_names}
+    for trained in memory.class_names:
+        place = place_for(trained)
+        if place is not None:
+            names.setdefault(name_key(place.name), place.name)
+    return names
+
+
+class NameTakenError(ValueError):
+    """The model already knows a landmark by that name (:func:`add_landmark`)."""
+
+
 def _check_new(memory: Memory, name: str, latitude, longitude) -> str:
     """The name, stripped and in Unicode NFC; raises ValueError for a bad name or bad
     coordinates. Names compare as :func:`~landmarklib.places.name_key` does."""
     name = unicodedata.normalize("NFC", name.strip())
-    if not name or "\n" in name:
-        raise ValueError(f"a landmark needs a name on one line, got {name!r}")
+    if not name or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        raise ValueError(f"a landmark needs a name on one line, without tabs or other control "
+                         f"characters, got {name!r}")
     if "|" in name or "/" in name:
         raise ValueError(f"a landmark's name cannot hold '|' or '/' (they separate the levels "
                          f"of photo managers' keyword hierarchies), got {name!r}")
-    taken = {name_key(known): known for known in memory.names}
-    for trained in memory.class_names:  # and the names tag writes for them (the place table)
-        place = place_for(trained)
-        if place is not None:
-            taken.setdefault(name_key(place.name), place.name)
+    taken = _trained_names(memory) | {name_key(known): known for known in memory.names}
     if name_key(name) in taken:
-        raise ValueError(f"the model already knows a landmark called {taken[name_key(name)]!r};"
-                         " choose another name (or remove the added one first)")
+        raise NameTakenError(f"the model already knows a landmark called "
+                             f"{taken[name_key(name)]!r}; choose another name (or remove the "
+                             "added one first)")
     if (latitude is None) != (longitude is None):
         raise ValueError("give both the latitude and the longitude, or neither")
     if latitude is not None:
@@ -120,8 +133,9 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
         A new :class:`Memory`; ``memory`` is not changed.
 
     Raises:
-        ValueError: an empty or duplicate name, coordinates out of range or only one of
-            them, photos that could not be used (each named), fewer than
+        NameTakenError: a name the model already knows (a ValueError).
+        ValueError: an empty name or one with control characters, coordinates out of range
+            or only one of them, photos that could not be used (each named), fewer than
             :data:`MIN_PHOTOS` different usable photos, or answers without the ImageNet
             embeddings the memory keeps (another model's).
     """
@@ -187,21 +201,24 @@ def _prototype(memory: Memory, rows: np.ndarray, answers: list,
 
 def remove_landmark(memory: Memory, name: str) -> Memory:
     """The memory without the added landmark ``name`` (compared as
-    :func:`~landmarklib.places.name_key` does: case and Unicode normalisation ignored), its
-    photos and their embeddings; ``memory`` is not changed.
+    :func:`~landmarklib.places.name_key` does: case and Unicode normalisation ignored; of two
+    such, the one spelt exactly as ``name``), its photos and their embeddings; ``memory`` is
+    not changed.
 
     Raises:
         ValueError: ``name`` is a class the network was trained on, or no added landmark.
     """
     added = [name_key(landmark.name) for landmark in memory.landmarks]
     if name_key(name) not in added:
-        trained = name_key(name) in {name_key(n) for n in memory.class_names}
+        trained = name_key(name) in _trained_names(memory)
         raise ValueError(
             f"{name!r} is a class the network was trained on; only added landmarks can be "
             "removed" if trained else
             f"no added landmark is called {name!r}; added: "
             f"{', '.join(m.name for m in memory.landmarks) or 'none'}")
-    index = added.index(name_key(name))
+    names, typed = [m.name for m in memory.landmarks], name.strip()
+    exact = [names.index(n) for n in (typed, unicodedata.normalize("NFC", typed)) if n in names]
+    index = exact[0] if exact else added.index(name_key(name))  # the spelling typed first
     label = len(memory.class_names) + index
     keep = memory.labels != label
     labels = memory.labels[keep]

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
-from landmarklib.adding import add_landmark
+from landmarklib.adding import NameTakenError, add_landmark
 from landmarklib.calibration import NEEDS_IMAGENET
 from landmarklib.deployment import Predictor, classify_photos
 from landmarklib.embeddings import fit_calibration
@@ -80,8 +81,8 @@ def index_model(predictor: Predictor, root: str | os.PathLike | None = None,
 
 def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
     """``memory`` with the landmarks of the memory file already at ``path``, embedded again
-    by this model (a landmark whose photos can no longer be used is dropped, with a
-    message)."""
+    by this model (a landmark whose photos can no longer be used is dropped, and one whose
+    name is now taken is kept as ``"NAME (2)"``, each with a message)."""
     if not path.is_file():
         return memory
     try:
@@ -90,11 +91,21 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
         print(f"landmarklib index: the old memory is replaced ({error})", file=sys.stderr)
         return memory
     for landmark in landmarks:
-        try:
-            memory = add_landmark(memory, landmark.name,
-                                  classify_photos(landmark.photos, predictor), landmark.where,
-                                  landmark.latitude, landmark.longitude,
-                                  classify_photos(landmark.photos, predictor, mirror=True))
-        except ValueError as error:
-            print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
+        answers = list(classify_photos(landmark.photos, predictor))
+        mirrored = list(classify_photos(landmark.photos, predictor, mirror=True))
+        base = " ".join(landmark.name.split())  # an older version allowed tabs in a name
+        for name in (base, *(f"{base} ({n})" for n in range(2, 100))):
+            try:
+                memory = add_landmark(memory, name, answers, landmark.where, landmark.latitude,
+                                      landmark.longitude, mirrored)
+            except NameTakenError:  # e.g. an NFC and an NFD spelling, told apart before
+                continue
+            except ValueError as error:
+                print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
+            else:
+                if memory.names[-1] != unicodedata.normalize("NFC", landmark.name):
+                    print(f"landmarklib index: kept {landmark.name!r} as {memory.names[-1]!r} "
+                          "(an older version allowed that name, or told it from another "
+                          "landmark's)", file=sys.stderr)
+            break
     return memory

@@ -216,13 +216,16 @@ def place_for(class_name_or_folder: str) -> Place | None:
 
 
 def name_key(text: str) -> str:
-    """A landmark's name as compared: Unicode NFC, outer spaces stripped, case folded.
+    """A landmark's name as compared: Unicode compatibility-normalised (NFKC) and case folded,
+    runs of white space as one space, outer ones dropped (an approximation of Unicode's
+    NFKC_Casefold, UAX #31, for matching names).
 
     Two spellings of one name compare equal: ``"Haleakalā"`` typed on a Mac (``a`` and a
-    combining macron, NFD) and elsewhere (one character, NFC), ``"GOLDEN GATE "`` and
-    ``"golden gate"``.
+    combining macron, NFD) and elsewhere (one character, NFC), full-width ``"Ｔｏｗｅｒ"`` and
+    ``"Tower"``, ``"GOLDEN  GATE "`` and ``"golden gate"``.
     """
-    return unicodedata.normalize("NFC", text).strip().casefold()
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join(folded.split())
 
 
 @functools.cache

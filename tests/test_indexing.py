@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import pytest
 from helpers import browser_upload, striped_photos
 
 from landmarklib import cli, inference, tagging
+from landmarklib.adding import add_landmark
 from landmarklib.app import landmark_app
 from landmarklib.data import tiny_data_root
-from landmarklib.deployment import Predictor, answer_images, get_predictor
+from landmarklib.deployment import Predictor, answer_images, classify_photos, get_predictor
 from landmarklib.images import open_image
 from landmarklib.memory import memory_path, read_memory, write_memory
 
@@ -251,6 +253,23 @@ def test_index_over_an_older_memory_keeps_its_added_landmarks(added, tmp_path, c
     memory = read_memory(memory_path(model))
     assert memory.names[-1] == "Striped Tower" and len(memory.centre) == memory.embeddings.shape[1]
     assert memory.landmarks[0].where == "Ely, United Kingdom"
+
+
+def test_index_keeps_two_landmarks_an_older_version_told_apart(added, stripes, tmp_path,
+                                                              capsys):
+    model = tmp_path / "model.onnx"
+    shutil.copy(added, model)
+    memory = read_memory(memory_path(added))
+    answers = list(classify_photos(stripes[:3], Predictor(added)))
+    memory = add_landmark(add_landmark(memory, "Café Tower", answers), "Other", answers)
+    nfd = unicodedata.normalize("NFD", "Café Tower")  # as a version before NFC names kept it
+    memory = replace(memory, landmarks=[*memory.landmarks[:-1],
+                                        replace(memory.landmarks[-1], name=nfd)])
+    write_memory(memory, memory_path(model))
+    assert cli.main(["index", "--data", str(tiny_data_root()), "--model", str(model)]) == 0
+    assert f"kept {nfd!r} as 'Café Tower (2)' (an older" in capsys.readouterr().err
+    assert read_memory(memory_path(model)).names[-3:] == [
+        "Striped Tower", "Café Tower", "Café Tower (2)"]
 
 
 def test_the_8_bit_file_knows_the_landmarks_added_to_the_float_file(added, tmp_path, capsys):
