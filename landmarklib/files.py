@@ -28,7 +28,7 @@ import json
 import os
 import re
 import secrets
-import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +47,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     """A temporary path to write to; on success it replaces ``path`` in one step.
 
     A file replaced keeps its permission bits (a read-only model file stays read-only, as
-    ``sed -i`` leaves it); a new one gets those ``open`` gives (0666 less the umask).
+    ``sed -i`` leaves it) and, written by root, its owner; a new one gets the permissions
+    ``open`` gives (0666 less the umask).
 
     Example::
 
@@ -72,11 +73,27 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
         if durable:
             with open(tmp, "rb+") as written:
                 os.fsync(written.fileno())
-        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions
-            shutil.copymode(path, tmp)
+        _keep_permissions(path, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _keep_permissions(path: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permission bits of the file ``path`` it will replace (POSIX; none when
+    there is none), and, when running as root, its owner too: a ``sudo`` run must not leave a
+    user's 0600 sidecar owned by root and unreadable to them. Where the file system refuses
+    (a vfat card, say), the new file keeps the permissions a new file gets."""
+    if os.name != "posix":
+        return
+    try:
+        old = path.stat()
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        if os.geteuid() == 0:
+            os.chown(tmp, old.st_uid, old.st_gid)
+        os.chmod(tmp, stat.S_IMODE(old.st_mode))
 
 
 def _new_temporary(path: Path) -> Path:

@@ -85,9 +85,13 @@ def test_files_get_the_usual_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644  # readable by a photo manager, not only by us
 
 
-def test_a_file_replaced_keeps_its_permissions(tmp_path):
+def test_a_file_replaced_keeps_its_permissions_and_owner(tmp_path):
     path = write_text(tmp_path / "memory.json", "{}")
     for mode in (0o444, 0o600):
         path.chmod(mode)
         write_text(path, f'{{"mode": {mode}}}')
         assert path.stat().st_mode & 0o777 == mode and path.read_text() == f'{{"mode": {mode}}}'
+    if os.geteuid() == 0:  # root (a sudo run) gives the file back to its owner
+        os.chown(path, 65534, 65534)
+        write_text(path, "{}")
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
