@@ -78,9 +78,9 @@ def _predict(args) -> int:
             print(f"{answer.path}: " + ", ".join(f"{name} ({p:.0%})" for name, p in top)
                   + unknown)
             if answer.neighbours:  # the evidence, as the apps show it (--json: whole paths)
-                print("  most similar: " + ", ".join(f"{n.name} {n.similarity:.2f} "
-                                                     f"({Path(n.path).name})"
-                                                     for n in answer.neighbours))
+                print("  most similar: " + ", ".join(
+                    f"{n.name} {n.similarity:.2f} ({Path(n.path).parent.name}/"
+                    f"{Path(n.path).name})" for n in answer.neighbours))
     if args.json:
         print(json.dumps(answers, indent=1, ensure_ascii=False))
     return 1 if failures else 0
