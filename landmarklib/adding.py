@@ -134,10 +134,9 @@ def add_landmark(memory: Memory, name: str, answers: Iterable, where: str = "",
 
     Raises:
         NameTakenError: a name the model already knows (a ValueError).
-        ValueError: an empty name or one with control characters, coordinates out of range
-            or only one of them, photos that could not be used (each named), fewer than
-            :data:`MIN_PHOTOS` different usable photos, or answers without the ImageNet
-            embeddings the memory keeps (another model's).
+        ValueError: an empty name or one with control characters, bad coordinates (out of
+            range, or one alone), unusable photos (each named), fewer than :data:`MIN_PHOTOS`
+            different usable photos, or answers of another model (no ImageNet embeddings).
     """
     name = _check_new(memory, name, latitude, longitude)
     answers = list(answers)
