@@ -90,9 +90,10 @@ def _keep_permissions(path: Path, tmp: Path) -> None:
         old = path.stat()
     except OSError:
         return
-    with contextlib.suppress(OSError):
-        if os.geteuid() == 0:
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):  # root without CAP_CHOWN (a rootless container)
             os.chown(tmp, old.st_uid, old.st_gid)
+    with contextlib.suppress(OSError):
         os.chmod(tmp, stat.S_IMODE(old.st_mode))
 
 

@@ -95,3 +95,16 @@ def test_a_file_replaced_keeps_its_permissions_and_owner(tmp_path):
         os.chown(path, 65534, 65534)
         write_text(path, "{}")
         assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
+
+
+def test_a_file_keeps_its_permissions_where_its_owner_cannot_be_kept(tmp_path, monkeypatch):
+    path = write_text(tmp_path / "photo.jpg.xmp", "<x/>")
+    path.chmod(0o600)
+
+    def refused(*args):  # root without CAP_CHOWN, in a rootless container
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", refused)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    write_text(path, "<y/>")
+    assert path.stat().st_mode & 0o777 == 0o600 and path.read_text() == "<y/>"
