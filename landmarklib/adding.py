@@ -28,7 +28,7 @@ import numpy as np
 from landmarklib.memory import Landmark, Memory, embeddings_of, nearest_similarity
 from landmarklib.places import name_key, place_for
 
-__all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "VOUCH_QUANTILE", "NameTakenError",
+__all__ = ["MIN_PHOTOS", "TAKE_AT_MOST", "SHARPNESS", "VOUCH_QUANTILE", "CONTROL", "NameTakenError",
            "add_landmark", "remove_landmark", "added_margin", "claims", "vouched"]
 
 #: The fewest photos a landmark can be added from.
@@ -57,14 +57,20 @@ VOUCH_QUANTILE = 0.01
 
 
 def _trained_names(memory: Memory) -> dict[str, str]:
-    """``{name_key: name}`` of the classes the network was trained on, and of the names tag
-    writes for them (the place table's)."""
+    """``{name_key: name}`` of the classes the network was trained on, of the names tag
+    writes for them and of their folders (the place table's)."""
     names = {name_key(trained): trained for trained in memory.class_names}
     for trained in memory.class_names:
         place = place_for(trained)
         if place is not None:
             names.setdefault(name_key(place.name), place.name)
+            names.setdefault(name_key(place.folder), trained)
     return names
+
+
+#: Unicode categories a landmark's name may not hold: control characters (a tab, a bell) and
+#: line and paragraph separators (a name is one line of a photo manager's keyword list).
+CONTROL = ("Cc", "Zl", "Zp")
 
 
 class NameTakenError(ValueError):
@@ -75,7 +81,7 @@ def _check_new(memory: Memory, name: str, latitude, longitude) -> str:
     """The name, stripped and in Unicode NFC; raises ValueError for a bad name or bad
     coordinates. Names compare as :func:`~landmarklib.places.name_key` does."""
     name = unicodedata.normalize("NFC", name.strip())
-    if not name or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+    if not name_key(name) or any(unicodedata.category(c) in CONTROL for c in name):
         raise ValueError(f"a landmark needs a name on one line, without tabs or other control "
                          f"characters, got {name!r}")
     if "|" in name or "/" in name:

@@ -20,12 +20,13 @@ Taught in notebooks/05_beyond_the_landmarks.ipynb.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import unicodedata
 from pathlib import Path
 
-from landmarklib.adding import NameTakenError, add_landmark
+from landmarklib.adding import CONTROL, NameTakenError, add_landmark
 from landmarklib.calibration import NEEDS_IMAGENET
 from landmarklib.deployment import Predictor, classify_photos
 from landmarklib.embeddings import fit_calibration
@@ -93,8 +94,8 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
     for landmark in landmarks:
         answers = list(classify_photos(landmark.photos, predictor))
         mirrored = list(classify_photos(landmark.photos, predictor, mirror=True))
-        base = " ".join(landmark.name.split())  # an older version allowed tabs in a name
-        for name in (base, *(f"{base} ({n})" for n in range(2, 100))):
+        base = _usable_name(landmark.name)
+        for name in itertools.chain([base], (f"{base} ({n})" for n in itertools.count(2))):
             try:
                 memory = add_landmark(memory, name, answers, landmark.where, landmark.latitude,
                                       landmark.longitude, mirrored)
@@ -104,8 +105,19 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
                 print(f"landmarklib index: dropped {landmark.name!r}: {error}", file=sys.stderr)
             else:
                 if memory.names[-1] != unicodedata.normalize("NFC", landmark.name):
-                    print(f"landmarklib index: kept {landmark.name!r} as {memory.names[-1]!r} "
-                          "(an older version allowed that name, or told it from another "
-                          "landmark's)", file=sys.stderr)
+                    old = landmark.name  # NFD shown escaped: it looks like its NFC twin
+                    old = repr(old) if unicodedata.is_normalized("NFC", old) else ascii(old)
+                    print(f"landmarklib index: kept {old} as {memory.names[-1]!r} (an older "
+                          "version allowed that name, or told it from another landmark's)",
+                          file=sys.stderr)
             break
     return memory
+
+
+def _usable_name(name: str) -> str:
+    """``name``, with the control characters an older version allowed in it (a tab, a bell)
+    as single spaces."""
+    if not any(unicodedata.category(c) in CONTROL for c in name):
+        return name
+    spaced = "".join(" " if unicodedata.category(c) in CONTROL else c for c in name)
+    return " ".join(spaced.split()) or "Landmark"

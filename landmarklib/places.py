@@ -217,6 +217,7 @@ def place_for(class_name_or_folder: str) -> Place | None:
 
 def name_key(text: str) -> str:
     """A landmark's name as compared: Unicode compatibility-normalised (NFKC) and case folded,
+    invisible format characters (zero-width spaces, direction marks, soft hyphens) dropped,
     runs of white space as one space, outer ones dropped (an approximation of Unicode's
     NFKC_Casefold, UAX #31, for matching names).
 
@@ -225,7 +226,7 @@ def name_key(text: str) -> str:
     ``"Tower"``, ``"GOLDEN  GATE "`` and ``"golden gate"``.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return " ".join(folded.split())
+    return " ".join("".join(c for c in folded if unicodedata.category(c) != "Cf").split())
 
 
 @functools.cache

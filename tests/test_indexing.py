@@ -261,15 +261,19 @@ def test_index_keeps_two_landmarks_an_older_version_told_apart(added, stripes, t
     shutil.copy(added, model)
     memory = read_memory(memory_path(added))
     answers = list(classify_photos(stripes[:3], Predictor(added)))
-    memory = add_landmark(add_landmark(memory, "Café Tower", answers), "Other", answers)
+    for name in ("Café Tower", "Other", "Another"):
+        memory = add_landmark(memory, name, answers)
     nfd = unicodedata.normalize("NFD", "Café Tower")  # as a version before NFC names kept it
-    memory = replace(memory, landmarks=[*memory.landmarks[:-1],
-                                        replace(memory.landmarks[-1], name=nfd)])
+    memory = replace(memory, landmarks=[*memory.landmarks[:-2],
+                                        replace(memory.landmarks[-2], name=nfd),
+                                        replace(memory.landmarks[-1], name="Bell\x07Tower")])
     write_memory(memory, memory_path(model))
     assert cli.main(["index", "--data", str(tiny_data_root()), "--model", str(model)]) == 0
-    assert f"kept {nfd!r} as 'Café Tower (2)' (an older" in capsys.readouterr().err
-    assert read_memory(memory_path(model)).names[-3:] == [
-        "Striped Tower", "Café Tower", "Café Tower (2)"]
+    err = capsys.readouterr().err
+    assert f"kept {ascii(nfd)} as 'Café Tower (2)' (an older" in err
+    assert "kept 'Bell\\x07Tower' as 'Bell Tower'" in err
+    assert read_memory(memory_path(model)).names[-4:] == [
+        "Striped Tower", "Café Tower", "Café Tower (2)", "Bell Tower"]
 
 
 def test_the_8_bit_file_knows_the_landmarks_added_to_the_float_file(added, tmp_path, capsys):
