@@ -213,9 +213,9 @@ def remove_landmark(memory: Memory, name: str) -> Memory:
     Raises:
         ValueError: ``name`` is a class the network was trained on, or no added landmark.
     """
-    added = [name_key(landmark.name) for landmark in memory.landmarks]
-    if name_key(name) not in added:
-        trained = name_key(name) in _trained_names(memory)
+    key, added = name_key(name), [name_key(landmark.name) for landmark in memory.landmarks]
+    if key not in added:
+        trained = key in _trained_names(memory)
         raise ValueError(
             f"{name!r} is a class the network was trained on; only added landmarks can be "
             "removed" if trained else
@@ -223,7 +223,7 @@ def remove_landmark(memory: Memory, name: str) -> Memory:
             f"{', '.join(m.name for m in memory.landmarks) or 'none'}")
     names, typed = [m.name for m in memory.landmarks], name.strip()
     exact = [names.index(n) for n in (typed, unicodedata.normalize("NFC", typed)) if n in names]
-    index = exact[0] if exact else added.index(name_key(name))  # the spelling typed first
+    index = exact[0] if exact else added.index(key)  # the spelling typed first
     label = len(memory.class_names) + index
     keep = memory.labels != label
     labels = memory.labels[keep]

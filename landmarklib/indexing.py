@@ -117,7 +117,5 @@ def _keep_added(memory: Memory, path: Path, predictor: Predictor) -> Memory:
 def _usable_name(name: str) -> str:
     """``name``, with the control characters an older version allowed in it (a tab, a bell)
     as single spaces."""
-    if not any(unicodedata.category(c) in CONTROL for c in name):
-        return name
     spaced = "".join(" " if unicodedata.category(c) in CONTROL else c for c in name)
-    return " ".join(spaced.split()) or "Landmark"
+    return name if spaced == name else (" ".join(spaced.split()) or "Landmark")
