@@ -21,6 +21,17 @@ def test_class_subset_links_the_classes_and_loads_like_any_dataset(tmp_path):
         p.name for p in (root / "train" / KEEP[0]).iterdir())
 
 
+def test_class_subset_made_twice_from_class_folders_that_are_links(tmp_path):
+    source = tmp_path / "linked"  # a dataset assembled from links to another's classes
+    for split in ("train", "test"):
+        (source / split).mkdir(parents=True)
+        for name in KEEP:
+            (source / split / name).symlink_to(data.tiny_data_root() / split / name)
+    root = data.class_subset(source, tmp_path / "one", KEEP[:1])
+    assert data.class_subset(source, root, KEEP[:1]) == root
+    assert len(data.check_layout(root, warn=False).files["train"]) == 10
+
+
 def test_class_subset_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="has no class '99.Atlantis'"):
         data.class_subset(data.tiny_data_root(), tmp_path / "x", ["99.Atlantis"])

@@ -44,7 +44,7 @@ def class_subset(source: str | os.PathLike, out: str | os.PathLike,
         (out / split).mkdir(parents=True, exist_ok=True)
         for name in classes:
             link = out / split / name
-            if link.is_symlink() and link.resolve() == source / split / name:
+            if link.is_symlink() and link.resolve() == (source / split / name).resolve():
                 continue
             if link.exists() or link.is_symlink():
                 raise FileExistsError(f"{link} already exists and is not a link to {source}")
