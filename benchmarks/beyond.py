@@ -213,21 +213,27 @@ def drawn(labels: np.ndarray, seed: int, per_class: int = 5) -> list[np.ndarray]
             for j in range(int(labels.max()) + 1)]
 
 
-def adding(memory, outputs: dict, draws: int) -> dict:
-    """Top-1 on the 40 original and the 4 added classes, before and after adding."""
+def with_held_out(memory, outputs: dict, seed: int, per_class: int = 5):
+    """``memory`` with the held-out classes added (their names and places) from ``per_class``
+    drawn training photos each and their mirror images (:func:`draw`)."""
     from landmarklib.adding import add_landmark
     from landmarklib.places import display_name, place_for
 
+    for name, photos, mirrored in zip(outputs["held"], draw(outputs, seed, per_class),
+                                      draw(outputs, seed, per_class, "added_train_mirror")):
+        place = place_for(display_name(name))
+        memory = add_landmark(memory, display_name(name), photos, place.where if place else "",
+                              place.latitude if place else None,
+                              place.longitude if place else None, mirrored)
+    return memory
+
+
+def adding(memory, outputs: dict, draws: int) -> dict:
+    """Top-1 on the 40 original and the 4 added classes, before and after adding."""
     before = top1(memory, *outputs["test"])
     runs = []
     for seed in range(draws):
-        added = memory
-        for name, photos, mirrored in zip(outputs["held"], draw(outputs, seed),
-                                          draw(outputs, seed, key="added_train_mirror")):
-            place = place_for(display_name(name))
-            added = add_landmark(added, display_name(name), photos, place.where if place else "",
-                                 place.latitude if place else None,
-                                 place.longitude if place else None, mirrored)
+        added = with_held_out(memory, outputs, seed)
         answers, labels = outputs["added_test"]
         rest, rest_labels = undrawn(outputs, seed)
         added_test = accepted(added, answers, labels + len(memory.class_names))
@@ -277,16 +283,11 @@ def by_photos(memory, outputs: dict, draws: int, counts=(3, 5, 10, 20, 40, 80)) 
     """Test top-1 of the added and the trained landmarks when each landmark is added from
     ``counts`` photos (and their mirror images), mean over ``draws`` draws: whether more
     photos would close the gap to the target."""
-    from landmarklib.adding import add_landmark
-
     table = {}
     for count in counts:
         runs = []
         for seed in range(draws):
-            added = memory
-            for j, (photos, mirrored) in enumerate(zip(
-                    draw(outputs, seed, count), draw(outputs, seed, count, "added_train_mirror"))):
-                added = add_landmark(added, f"added {j}", photos, mirrored=mirrored)
+            added = with_held_out(memory, outputs, seed, count)
             answers, labels = outputs["added_test"]
             runs.append((top1(added, answers, labels + len(memory.class_names)),
                          top1(added, *outputs["test"])))
